@@ -28,11 +28,11 @@ def as_float_tensor(x, name: str, *, check_range: bool = True, allow_int: bool =
         raise ValueError(f"{name}: expected shape (H, W, C) or (N, H, W, C), got {tuple(x.shape)}")
     if check_range and _is_concrete(x):
         v = x.numpy() if tf.is_tensor(x) else x
-        if v.size and (not np.all(np.isfinite(v)) or v.min() < 0.0 or v.max() > 1.0):
-            raise ValueError(
-                f"{name}: expected values in [0, 1], got min {np.nanmin(v):.4g}, max {np.nanmax(v):.4g}"
-                + ("" if np.all(np.isfinite(v)) else " and non-finite values")
-            )
+        finite = np.isfinite(v)
+        if not finite.all():
+            raise ValueError(f"{name}: expected finite values in [0, 1], got {np.size(v) - finite.sum()} non-finite values")
+        if v.size and (v.min() < 0.0 or v.max() > 1.0):
+            raise ValueError(f"{name}: expected values in [0, 1], got min {v.min():.4g}, max {v.max():.4g}")
     t = tf.cast(x, tf.float32)
     return (t[tf.newaxis] if rank == 3 else t), rank
 

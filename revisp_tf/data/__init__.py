@@ -1,0 +1,1 @@
+"""Datasets: readers of paired (RGB, RAW) data and pair generators."""

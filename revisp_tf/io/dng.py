@@ -1,0 +1,137 @@
+"""DNG writer: a packed RGGB prediction as a RAW file that LibRaw and darktable render.
+
+The file is a single-IFD, uncompressed uint16 CFA TIFF (photometric 32803) with the DNG tags
+LibRaw and darktable's rawspeed need: DNGVersion 1.4, the CFA pattern, black and white levels,
+a colour matrix (XYZ -> camera), the as-shot neutral and the D65 calibration illuminant, plus
+Make/Model so rawspeed can name the camera.
+The default colour matrix is XYZ -> linear sRGB (D65), so data whose "camera" space is linear
+sRGB renders with the right colours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from revisp_tf.io.images import atomic_write
+from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
+from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern, crop_to_pattern, pattern_colors, unpack
+from revisp_tf.isp.sensor import SensorSpec
+
+# XYZ -> linear sRGB, D65 white (IEC 61966-2-1).
+XYZ_TO_SRGB = np.array(
+    [
+        [3.2404542, -1.5371385, -0.4985314],
+        [-0.9692660, 1.8760108, 0.0415560],
+        [0.0556434, -0.2040259, 1.0572252],
+    ]
+)
+_D65 = 21  # EXIF LightSource code of CalibrationIlluminant1.
+_MATRIX_DENOMINATOR = 10_000
+_NEUTRAL_DENOMINATOR = 1_000_000
+# TIFF field types.
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
+
+
+def _integral_level(value: float, name: str) -> int:
+    """A black or white level as an int, or ValueError if it has a fraction (DNG stores them as integers here)."""
+    if not float(value).is_integer() or not 0 <= value <= np.iinfo(np.uint16).max:
+        raise ValueError(f"{name}: expected a whole number in [0, 65535], got {value}")
+    return int(value)
+
+
+def _stored_mosaic(units: np.ndarray, sensor) -> tuple[np.ndarray, int, int]:
+    """Model units -> (stored uint16 values, black level, white level).
+
+    A SensorSpec maps units with its own `to_stored`; a (black, white) pair means units are
+    0 at black and 1 at white.
+    """
+    if isinstance(sensor, SensorSpec):
+        black, white = sensor.black_level, sensor.white_level
+        stored = sensor.to_stored(units)
+    else:
+        try:
+            black, white = (float(v) for v in sensor)
+        except (TypeError, ValueError):
+            raise ValueError(f"sensor: expected a SensorSpec or a (black, white) pair, got {sensor!r}") from None
+        if not 0 <= black < white:
+            raise ValueError(f"sensor levels: need 0 <= black < white, got ({black}, {white})")
+        v = np.round(black + np.asarray(units, np.float64) * (white - black))
+        stored = np.clip(v, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+    return stored, _integral_level(black, "black level"), _integral_level(white, "white level")
+
+
+def _as_shot_neutral(wb_gains) -> list[int]:
+    """White-balance gains (R, G, B) -> AsShotNeutral rationals: 1/gain normalised to green."""
+    gains = np.asarray([1.0, 1.0, 1.0] if wb_gains is None else wb_gains, np.float64)
+    if gains.shape != (3,) or not np.all(np.isfinite(gains)) or np.any(gains <= 0):
+        raise ValueError(f"wb_gains: expected 3 positive (R, G, B) gains, got {wb_gains!r}")
+    neutral = gains[1] / gains
+    return [v for n in neutral for v in (round(n * _NEUTRAL_DENOMINATOR), _NEUTRAL_DENOMINATOR)]
+
+
+def _color_matrix(color_matrix) -> list[int]:
+    """3x3 XYZ -> camera matrix -> ColorMatrix1 signed rationals, row-major."""
+    m = np.asarray(XYZ_TO_SRGB if color_matrix is None else color_matrix, np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError(f"color_matrix: expected a finite 3x3 XYZ -> camera matrix, got shape {m.shape}")
+    return [v for x in m.ravel() for v in (round(x * _MATRIX_DENOMINATOR), _MATRIX_DENOMINATOR)]
+
+
+def dng_tags(cfa: str, black: int, white: int, wb_gains, color_matrix, camera_model: str) -> list[tuple]:
+    """tifffile `extratags` of a CFA DNG."""
+    return [
+        (271, _ASCII, 0, camera_model, True),  # Make: rawspeed warns and skips its camera lookup without it
+        (272, _ASCII, 0, camera_model, True),  # Model
+        (50706, _BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, _BYTE, 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
+        (50708, _ASCII, 0, camera_model, True),  # UniqueCameraModel
+        (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, _BYTE, 4, pattern_colors(cfa), True),  # CFAPattern, row-major 0=R 1=G 2=B
+        (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor
+        (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
+        (50714, _LONG, 1, black, True),  # BlackLevel
+        (50717, _LONG, 1, white, True),  # WhiteLevel
+        (50721, _SRATIONAL, 9, _color_matrix(color_matrix), True),  # ColorMatrix1
+        (50728, _RATIONAL, 3, _as_shot_neutral(wb_gains), True),  # AsShotNeutral
+        (50778, _SHORT, 1, _D65, True),  # CalibrationIlluminant1
+    ]
+
+
+def write_dng(
+    path,
+    packed_rggb_units,
+    sensor: SensorSpec | tuple[float, float],
+    *,
+    cfa: str = CANONICAL_CFA,
+    wb_gains=None,
+    color_matrix=None,
+    camera_model: str = "revisp-tf",
+) -> Path:
+    """Writes a packed RGGB (h, w, 4) array in model units as a uint16 CFA DNG.
+
+    Args:
+      path: output file (written to a temporary name, then renamed).
+      packed_rggb_units: (h, w, 4) float in [0, 1], packed RGGB as everywhere in revisp_tf.
+      sensor: a SensorSpec (stored = `sensor.to_stored(units)`, levels from the spec), or a
+        (black, white) pair (stored = black + units * (white - black)).
+      cfa: CFA pattern of the written mosaic. Other than RGGB, the mosaic is cropped by one
+        pixel at each end of every shifted axis (`bayer.crop_to_pattern`), never re-coloured.
+      wb_gains: (R, G, B) white-balance gains, written as AsShotNeutral; default (1, 1, 1).
+      color_matrix: 3x3 XYZ -> camera matrix (ColorMatrix1, D65); default XYZ -> linear sRGB.
+      camera_model: UniqueCameraModel string.
+    """
+    path = Path(path)
+    cfa = check_pattern(cfa)
+    x, rank = as_float_tensor(packed_rggb_units, "packed_rggb_units")
+    check_channels(x, 4, "packed_rggb_units")
+    if rank != 3:
+        raise ValueError(f"packed_rggb_units: expected one image (h, w, 4), got shape {tuple(x.shape)}")
+    mosaic = crop_to_pattern(unpack(restore_rank(x, rank)), CANONICAL_CFA, cfa).numpy()[..., 0]
+    stored, black, white = _stored_mosaic(mosaic, sensor)
+    tags = dng_tags(cfa, black, white, wb_gains, color_matrix, camera_model)
+    with atomic_write(path) as tmp:
+        tifffile.imwrite(tmp, stored, photometric=32803, metadata=None, extratags=tags)
+    return path
