@@ -40,5 +40,20 @@ def demo(out_dir):
         click.echo(line)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Experiment YAML.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. optim.phases.0.epochs=3.")
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False), help="Checkpoints, TensorBoard logs and the final model go here.")
+@click.option("--overwrite", is_flag=True, help="Start over in a run directory that holds a finished or different run.")
+def train(config_path, overrides, run_dir, overwrite):
+    """Train a reverse ISP; rerun the same command to resume after a crash."""
+    from revisp_tf.train.config import load_config
+    from revisp_tf.train.trainer import train as run_training
+
+    cfg = load_config(config_path, overrides)
+    result = run_training(cfg, run_dir, overwrite=overwrite)
+    click.echo(f"model: {result.model_path}")
+
+
 if __name__ == "__main__":
     main()

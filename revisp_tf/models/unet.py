@@ -7,7 +7,8 @@ import keras
 from revisp_tf.models.layers import CropLike, PadToMultiple
 
 # PyTorch BatchNorm2d defaults (eps 1e-5, running-average momentum 0.1 == Keras momentum 0.9).
-_BN = dict(epsilon=1e-5, momentum=0.9)
+# Synchronized across replicas so a multi-GPU run normalises over the global batch, as one GPU would.
+_BN = dict(epsilon=1e-5, momentum=0.9, synchronized=True)
 
 
 def _conv_bn_relu(x, filters: int, name: str):

@@ -1,0 +1,1 @@
+"""Training: typed configs, the distribution strategy, objectives and the trainer loop."""

@@ -1,0 +1,237 @@
+"""Typed experiment configs: dataclasses, YAML applied strictly, `--set a.b=value` overrides.
+
+Loading validates everything before any training starts: an unknown key, a value of the wrong
+type or an impossible value is one `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    variant: str = "dual"  # baseline | single | dual
+    base_filters: int = 64
+    depth: int = 4
+    mask_rule: str = "luma"  # luma (Y >= 0.978) | max (max(R,G,B) >= 0.99)
+    mask_threshold: typing.Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = "folder"  # folder: read train_dir | synthetic: generate pairs into the run directory
+    train_dir: str = ""
+    val_dir: str = ""  # empty: split train_dir by scene with val_fraction
+    layout: str = "aim22"  # aim22 | folder
+    sensor: str = "s7"
+    crop: int = 504
+    batch_size: int = 6
+    val_fraction: float = 0.1
+    val_images: int = 4  # images written to TensorBoard at each validation
+    augment: bool = True
+    skip_bad: bool = False
+    synthetic_count: int = 96
+    synthetic_patch: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    noe_gamma: typing.Optional[float] = None  # paper eq. 1: gamma before the NOE loss (dual)
+    gamma: typing.Optional[float] = None  # single: gamma on all pixels (paper eq. 4 uses 1/3.6)
+    yuv_refine_weight: float = 0.0  # sec. 3.6: + weight * YUV bayer loss
+    yuv_refine_norm: str = "l1"
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseConfig:
+    epochs: int = 1
+    learning_rate: float = 1e-4
+    loss: str = "paper"  # paper (eq. 3 / eq. 4 mixes) | l2 | mse_bayer
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 1e-6
+    phases: tuple[PhaseConfig, ...] = (PhaseConfig(200, 1e-4, "paper"), PhaseConfig(20, 1e-5, "l2"))
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
+    devices: tuple[str, ...] = ()  # explicit devices for one_device / mirrored; empty = all local GPUs or the CPU
+    mixed_precision: bool = False  # mixed_float16 compute, float32 variables (GPUs)
+    seed: int = 0
+    checkpoint_every_steps: int = 200
+    log_every_steps: int = 10
+    steps_per_epoch: int = 0  # 0: one pass over the training set
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.optim.phases)
+
+
+_CHOICES = {
+    "model.variant": ("baseline", "single", "dual"),
+    "model.mask_rule": ("luma", "max"),
+    "data.source": ("folder", "synthetic"),
+    "data.layout": ("aim22", "folder"),
+    "loss.yuv_refine_norm": ("l1", "l2"),
+    "optim.optimizer": ("adam", "adamw"),
+    "optim.phases.loss": ("paper", "l2", "mse_bayer"),
+    "runtime.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
+}
+_POSITIVE = {"model.base_filters", "model.depth", "data.crop", "data.batch_size", "optim.phases.epochs",
+             "optim.phases.learning_rate", "runtime.checkpoint_every_steps", "runtime.log_every_steps",
+             "data.synthetic_count", "data.synthetic_patch"}
+
+
+def _coerce(value, hint, key: str):
+    """Checks `value` against the type hint `hint`, converting YAML's forms where lossless."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], key) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls, values, prefix: str = ""):
+    """Builds dataclass `cls` from a mapping, rejecting unknown keys by their full name."""
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in fields:
+            raise ConfigError(f"unknown config key {key!r}; expected one of {', '.join(fields)}")
+        kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _validate(cfg: ExperimentConfig) -> None:
+    def check(key, value):
+        generic = "optim.phases." + key.split(".")[-1] if key.startswith("optim.phases.") else key
+        if generic in _CHOICES and value not in _CHOICES[generic]:
+            raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[generic])}, got {value!r}")
+        if generic in _POSITIVE and not value > 0:
+            raise ConfigError(f"{key}: must be positive, got {value!r}")
+
+    for section in ("model", "data", "loss", "runtime"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            check(f"{section}.{f.name}", getattr(getattr(cfg, section), f.name))
+    for i, phase in enumerate(cfg.optim.phases):
+        for f in dataclasses.fields(phase):
+            check(f"optim.phases.{i}.{f.name}", getattr(phase, f.name))
+    if not cfg.optim.phases:
+        raise ConfigError("optim.phases: need at least one phase")
+    if cfg.data.crop % 2:
+        raise ConfigError(f"data.crop: must be even (whole bayer tiles), got {cfg.data.crop}")
+    if cfg.data.source == "folder" and not cfg.data.train_dir:
+        raise ConfigError("data.train_dir: required when data.source is 'folder'")
+    if cfg.model.variant == "baseline" and any(p.loss == "paper" for p in cfg.optim.phases):
+        raise ConfigError("optim.phases: the baseline variant has no demosaiced output; use loss mse_bayer or l2")
+    for name in ("noe_gamma", "gamma"):
+        g = getattr(cfg.loss, name)
+        if g is not None and not 0 < g <= 1:
+            raise ConfigError(f"loss.{name}: expected a value in (0, 1] or null, got {g}")
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for i, k in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:i + 1])} is not a list index")
+            node = node[int(k)]
+        else:
+            node = node.setdefault(k, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:i + 1])} is not a section")
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+
+
+def to_dict(cfg) -> dict:
+    """The resolved config as plain YAML-able data."""
+    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def parse_config(values: dict, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
+    """Applies `a.b=value` overrides (values parsed as YAML) to a mapping, then builds and validates."""
+    tree = to_dict(_build(ExperimentConfig, values or {}))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.phases.0.epochs=3")
+        key, raw = item.split("=", 1)
+        _set(tree, key.strip(), yaml.safe_load(raw))
+    cfg = _build(ExperimentConfig, tree)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
+    """Reads a YAML experiment strictly and applies overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    try:
+        return parse_config(values, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def dump_config(cfg: ExperimentConfig, path) -> None:
+    """Writes the resolved config atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tmp.replace(path)
