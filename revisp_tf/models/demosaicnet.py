@@ -219,7 +219,9 @@ def load_weights(model: keras.Model, path) -> None:
             raise ValueError(f"{path}: no array for {variable.path}; the file holds {sorted(arrays)}")
         value = arrays.pop(variable.path)
         if value.shape != tuple(variable.shape):
-            raise ValueError(f"{path}: {variable.path} has shape {value.shape}, the model expects {tuple(variable.shape)}")
+            raise ValueError(
+                f"{path}: {variable.path} has shape {value.shape}, the model expects {tuple(variable.shape)}"
+            )
         variable.assign(value)
     if arrays:
         raise ValueError(f"{path}: arrays {sorted(arrays)} match no variable of {model.name}")

@@ -239,17 +239,9 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
 
     def distributed_step_fn(objective):
         def replica_step(batch):
-            with tf.GradientTape() as tape:
-                outputs = train_model(batch["rgb"], training=True)
-                outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-                terms = objective(outputs, batch)
-                # Sum over this replica's examples / GLOBAL batch: replicas' gradients then add up
-                # (the optimizer all-reduces with SUM) to the gradient of the global-batch mean.
-                loss = tf.reduce_sum(terms["total"]) / global_batch
-                scaled = optimizer.scale_loss(loss) if cfg.runtime.mixed_precision else loss
-            grads = tape.gradient(scaled, train_model.trainable_variables)
+            terms, grads = replica_gradients(train_model, objective, batch, global_batch, optimizer, cfg.runtime.mixed_precision)
             optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
-            return {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}
+            return terms
 
         @tf.function
         def run(batch):
@@ -259,7 +251,10 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         return run
 
     summaries = _Summaries(run_dir, chief)
-    val_ds = make_dataset(val_examples, crop=cfg.data.crop, batch_size=max(1, min(global_batch, 8)), training=False, sensor=sensor)
+    val_ds = make_dataset(
+        val_examples, crop=cfg.data.crop, batch_size=max(1, min(global_batch, 8)), training=False,
+        with_demosaiced=False, sensor=sensor,
+    )
     history_path = run_dir / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() and resumed else []
     step_fns: dict[int, object] = {}
@@ -274,6 +269,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         ds = make_dataset(
             train_examples, crop=cfg.data.crop, batch_size=global_batch, training=True,
             seed=cfg.runtime.seed * 100_003 + epoch, augment=cfg.data.augment, sensor=sensor,
+            with_demosaiced=cfg.model.variant != "baseline",
         ).take(steps_per_epoch).skip(offset if epoch == start_epoch else 0)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -312,6 +308,20 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainResult(run_dir, model_path, history, resumed)
+
+
+def replica_gradients(train_model, objective, batch, global_batch: int, optimizer=None, mixed_precision=False):
+    """One replica's loss terms and gradients, both scaled so that replicas add up to the global-batch mean."""
+    with tf.GradientTape() as tape:
+        outputs = train_model(batch["rgb"], training=True)
+        outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+        terms = objective(outputs, batch)
+        # Sum over this replica's examples / GLOBAL batch: replicas' gradients then add up
+        # (the optimizer all-reduces with SUM) to the gradient of the global-batch mean.
+        loss = tf.reduce_sum(terms["total"]) / global_batch
+        scaled = optimizer.scale_loss(loss) if mixed_precision else loss
+    grads = tape.gradient(scaled, train_model.trainable_variables)
+    return {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}, grads
 
 
 def _write_json(path: Path, data) -> None:
