@@ -5,7 +5,7 @@ LibRaw and darktable's rawspeed need: DNGVersion 1.4, the CFA pattern, black and
 a colour matrix (XYZ -> camera), the as-shot neutral and the D65 calibration illuminant, plus
 Make/Model so rawspeed can name the camera.
 The default colour matrix is XYZ -> linear sRGB (D65), so data whose "camera" space is linear
-sRGB renders with the right colours.
+sRGB renders with the right colours. LibRaw refuses mosaics under 22 pixels a side.
 """
 
 from __future__ import annotations

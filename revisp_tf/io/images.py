@@ -41,7 +41,7 @@ class ImageReadError(ValueError):
 
 @contextlib.contextmanager
 def atomic_write(path) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same extension); renames it to `path` on success, deletes it on failure."""
+    """Yields a temporary path beside `path` (same extension); renames to `path` on success, deletes it on failure."""
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
@@ -144,7 +144,7 @@ def write_rgb(path, rgb, *, jpeg_quality: int = 95) -> Path:
 
 
 def read_raw_npy(path, expected_shape=None) -> np.ndarray:
-    """Reads a packed bayer .npy: shape (h, w, 4), dtype uint16 or float, finite; `expected_shape` may use None as a wildcard."""
+    """Reads a packed bayer .npy: (h, w, 4), uint16 or float, finite; None in `expected_shape` matches any size."""
     path = Path(path)
     expected = "a .npy file holding a packed bayer array of shape (h, w, 4), dtype uint16 or float"
     data = _read_bytes(path, expected)
@@ -154,7 +154,8 @@ def read_raw_npy(path, expected_shape=None) -> np.ndarray:
         with path.open("rb") as f:
             arr = np.load(f, allow_pickle=False)
     except (ValueError, EOFError, OSError) as e:
-        raise ImageReadError(f"{path}: corrupt or truncated .npy ({e}); expected {expected}") from None
+        what = "holds pickled Python objects" if "allow_pickle" in str(e) else f"corrupt or truncated .npy ({e})"
+        raise ImageReadError(f"{path}: {what}; expected {expected}") from None
     if arr.dtype.name not in RAW_DTYPES:
         raise ImageReadError(f"{path}: dtype {arr.dtype}; expected one of {', '.join(RAW_DTYPES)}")
     if arr.ndim != 3 or arr.shape[-1] != 4:
