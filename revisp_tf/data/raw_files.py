@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rawpy
+from absl import logging
 
 from revisp_tf.isp.bayer import check_pattern
 from revisp_tf.isp.sensor import PROJECT_10BIT
@@ -28,6 +29,8 @@ from revisp_tf.isp.sensor import PROJECT_10BIT
 HEADERLESS_SUFFIXES = (".raw", ".raw16", ".bin")
 # Values above white by more than this share of (white - black) mean the levels are wrong.
 WHITE_TOLERANCE = 0.05
+# A frame whose brightest value stays under this share of the range probably carries placeholder levels.
+PLACEHOLDER_WARNING = 0.02
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -48,6 +51,7 @@ class RawFrame:
       color_matrix: 3x3 camera RGB -> linear sRGB matrix, or None if unknown.
       source: the file it came from.
       reader: "libraw", "headerless" or "png".
+      wb_source, color_matrix_source: "file", "argument" or "unknown".
     """
 
     mosaic: np.ndarray
@@ -58,18 +62,22 @@ class RawFrame:
     color_matrix: np.ndarray | None
     source: Path
     reader: str
+    wb_source: str = "unknown"
+    color_matrix_source: str = "unknown"
 
     def sensor_info(self) -> dict:
         """JSON-friendly description of the levels, pattern and colour data."""
         return {
             "reader": self.reader,
             "shape": list(self.mosaic.shape),
-            "dtype": self.mosaic.dtype.name,
+            "mosaic_dtype": self.mosaic.dtype.name,
             "cfa": self.cfa,
             "black": list(self.black),
             "white": self.white,
             "wb": None if self.wb is None else list(self.wb),
+            "wb_source": self.wb_source,
             "color_matrix": None if self.color_matrix is None else self.color_matrix.tolist(),
+            "color_matrix_source": self.color_matrix_source,
         }
 
 
@@ -77,7 +85,9 @@ def _tile_levels(black, source) -> tuple[float, float, float, float]:
     """A scalar or four per-tile-position black levels -> a 4-tuple of floats."""
     b = np.broadcast_to(np.asarray(black, np.float64), (4,)) if np.ndim(black) == 0 else np.asarray(black, np.float64)
     if b.shape != (4,) or not np.all(np.isfinite(b)):
-        raise RawReadError(f"{source}: black level must be a number or 4 numbers (one per 2x2 tile position), got {black!r}")
+        raise RawReadError(
+            f"{source}: black level must be a number or 4 numbers (one per 2x2 tile position), got {black!r}"
+        )
     return tuple(float(v) for v in b)
 
 
@@ -105,13 +115,17 @@ def _read_libraw(path: Path, black, white, cfa) -> RawFrame:
             wb = _wb_gains(raw.camera_whitebalance, desc)
             cm = np.asarray(raw.color_matrix, np.float64)[:, :3]
     except rawpy.LibRawError as e:
-        raise RawReadError(f"{path}: LibRaw cannot read it ({type(e).__name__}: {e}); expected a camera RAW or DNG file") from None
+        raise RawReadError(
+            f"{path}: LibRaw cannot read it ({type(e).__name__}: {e}); expected a camera RAW or DNG file"
+        ) from None
     except OSError as e:
         raise RawReadError(f"{path}: cannot read ({e.strerror or e}); expected a camera RAW or DNG file") from None
     try:
         file_cfa = check_pattern(file_cfa)
     except ValueError:
-        raise RawReadError(f"{path}: CFA {file_cfa!r} is not a Bayer pattern; expected RGGB, GRBG, GBRG or BGGR") from None
+        raise RawReadError(
+            f"{path}: CFA {file_cfa!r} is not a Bayer pattern; expected RGGB, GRBG, GBRG or BGGR"
+        ) from None
     if cfa is not None and check_pattern(cfa) != file_cfa:
         raise RawReadError(f"{path}: the file's CFA is {file_cfa}, but {cfa} was given")
     return RawFrame(
@@ -123,6 +137,8 @@ def _read_libraw(path: Path, black, white, cfa) -> RawFrame:
         color_matrix=cm if np.any(cm) else None,
         source=path,
         reader="libraw",
+        wb_source="file" if wb is not None else "unknown",
+        color_matrix_source="file" if np.any(cm) else "unknown",
     )
 
 
@@ -141,16 +157,23 @@ def _read_headerless(path: Path, shape, dtype) -> np.ndarray:
     except TypeError:
         raise RawReadError(f"{path}: unknown dtype {dtype!r}; expected e.g. uint16, uint8, float32") from None
     if not ((dt.kind == "u" and dt.itemsize <= 2) or dt.kind == "f"):
-        raise RawReadError(f"{path}: dtype {dt.name} is not a sample type of a mosaic; expected uint8, uint16 or a float type")
+        raise RawReadError(
+            f"{path}: dtype {dt.name} is not a sample type of a mosaic; expected uint8, uint16 or a float type"
+        )
     dt = dt.newbyteorder("<") if dt.byteorder == "=" else dt
-    h, w = (int(v) for v in shape)
+    try:
+        h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise RawReadError(f"{path}: shape must be two sizes (H, W), got {shape!r}") from None
     if h <= 0 or w <= 0:
         raise RawReadError(f"{path}: shape must be two positive sizes (H, W), got {tuple(shape)}")
     expected = h * w * dt.itemsize
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise RawReadError(f"{path}: cannot read ({e.strerror or e}); expected a headerless {h}x{w} {dt} mosaic") from None
+        raise RawReadError(
+            f"{path}: cannot read ({e.strerror or e}); expected a headerless {h}x{w} {dt} mosaic"
+        ) from None
     if size != expected:
         raise RawReadError(f"{path}: file has {size} bytes; a {h}x{w} {dt.name} mosaic has {expected}")
     return np.fromfile(path, dt).reshape(h, w)
@@ -162,7 +185,9 @@ def _read_png(path: Path) -> np.ndarray:
     if img is None:
         raise RawReadError(f"{path}: OpenCV cannot decode it; expected a single-plane 8- or 16-bit PNG mosaic")
     if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16):
-        raise RawReadError(f"{path}: PNG has shape {img.shape} dtype {img.dtype}; expected one 8- or 16-bit plane (a mosaic)")
+        raise RawReadError(
+            f"{path}: PNG has shape {img.shape} dtype {img.dtype}; expected one 8- or 16-bit plane (a mosaic)"
+        )
     return img
 
 
@@ -189,6 +214,15 @@ def _check_values(frame: RawFrame, tolerance: float) -> None:
         raise RawReadError(
             f"{frame.source}: sensor values reach {peak:g}, above white level {frame.white:g} "
             f"(tolerance {tolerance:.0%} of the range); expected values <= {limit:g}: wrong --white or --dtype?"
+        )
+    if peak - black < PLACEHOLDER_WARNING * (frame.white - black):
+        logging.warning(
+            "%s: brightest value %g is under %.0f%% of the range %g..%g: placeholder levels? pass --black/--white",
+            frame.source,
+            peak,
+            100 * PLACEHOLDER_WARNING,
+            black,
+            frame.white,
         )
 
 
@@ -221,11 +255,11 @@ def read_raw(
         frame = _frame(path, _read_png(path), cfa, black, white, "png")
     else:
         frame = _read_libraw(path, black, white, cfa)
-    if wb is not None or color_matrix is not None:
+    if wb is not None:
+        frame = dataclasses.replace(frame, wb=_checked_wb(path, wb), wb_source="argument")
+    if color_matrix is not None:
         frame = dataclasses.replace(
-            frame,
-            wb=frame.wb if wb is None else _checked_wb(path, wb),
-            color_matrix=frame.color_matrix if color_matrix is None else _checked_matrix(path, color_matrix),
+            frame, color_matrix=_checked_matrix(path, color_matrix), color_matrix_source="argument"
         )
     _check_values(frame, white_tolerance)
     return frame
