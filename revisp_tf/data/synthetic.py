@@ -1,11 +1,13 @@
 """Synthetic (RGB, RAW) pairs from the sample photos scikit-image ships, in the AIM 2022 layout.
 
 Each source photo is one scene. A patch is a random crop (scaled, flipped) of it, taken as
-sRGB scene content; `unprocess` with the scene's random camera turns it into a clean linear
-RAW (10-bit, RGGB); the simple forward ISP renders the RGB from that RAW with a random
-exposure gain that clips highlights, and the stored RAW gets sensor noise on top. Since the
-bilinear demosaic is exact at every sample site, the RGB and the packed RAW share one pixel
-grid: RGB (H, W) <-> packed (H/2, W/2, 4).
+sRGB scene content; `unprocess` with the scene's random camera turns it into full-resolution
+linear camera RGB, clipped at the white level and quantised to 10 bits. The RGB is rendered
+from that image by the simple forward ISP with a random exposure gain that clips highlights;
+the RAW is its RGGB mosaic, plus sensor noise. So RGB (H, W) and packed RAW (H/2, W/2, 4)
+share one pixel grid, and every RAW sample is a channel of the very pixel the RGB was
+rendered from. (Rendering from the full-resolution image is an ideal demosaic: a bilinear
+one leaves zipper and colour fringes that no phone ISP shows.)
 
 Files: `{scene}_{k}.jpg|png` (8-bit sRGB), `{scene}_{k}.npy` (packed RGGB uint16 in
 `PROJECT_10BIT` stored units) and `meta.json` (seed, cameras, per-patch crop, exposure, noise,
@@ -22,6 +24,7 @@ import cv2
 import numpy as np
 import skimage.data
 
+from revisp_tf.data.scan import demosaic_path
 from revisp_tf.io.images import atomic_write, write_npy, write_rgb
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.mask import LUMA_THRESHOLD, overexposure_mask
@@ -40,12 +43,14 @@ SOURCE_SCENES = (
     "retina",
     "hubble_deep_field",
 )
+GENERATOR = "revisp_tf.data.synthetic"
+META_NAME = "meta.json"
 RGB_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 95
 # Daylight phone shots are far less noisy than the paper's low-light range (1e-4 .. 0.012).
 DAYLIGHT_SHOT_RANGE = (1e-4, 1e-3)
 SCALE_RANGE = (0.35, 1.0)  # crop side = patch / scale, so < 1 zooms out of the source
-# log(exposure) ~ N(mean, std): most patches near the source brightness, a tail strongly over-exposed.
+# log(exposure) ~ N(mean, std): median gain 1.35, about half the patches clip nothing, a tail clips a lot.
 LOG_EXPOSURE_MEAN, LOG_EXPOSURE_STD = 0.3, 0.4
 # Clean and noisy RAW saturate at the sensor's white level, in model units.
 WHITE = PROJECT_10BIT.white_level / PROJECT_10BIT.normaliser
@@ -107,15 +112,14 @@ def cut_patch(source: np.ndarray, spec: PatchSpec, patch: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def clean_raw_units(lin) -> np.ndarray:
-    """Linear camera RGB -> packed RGGB mosaic clipped to the white level and quantised, in model units."""
-    packed = np.clip(mosaic(lin).numpy(), 0.0, WHITE)
-    return PROJECT_10BIT.to_model_units(PROJECT_10BIT.to_stored(packed))
+def sensor_linear(lin) -> np.ndarray:
+    """Linear camera RGB clipped to the white level and quantised to the sensor's stored steps, in model units."""
+    return PROJECT_10BIT.to_model_units(PROJECT_10BIT.to_stored(np.clip(np.asarray(lin), 0.0, WHITE)))
 
 
-def render_rgb8(raw_units, params, exposure) -> np.ndarray:
-    """Forward ISP of packed RAW in model units -> uint8 sRGB."""
-    return np.round(process(raw_units, params, exposure=exposure).numpy() * 255.0).astype(np.uint8)
+def render_rgb8(lin, params, exposure) -> np.ndarray:
+    """Forward ISP of full-resolution linear camera RGB -> uint8 sRGB."""
+    return np.round(process(lin, params, exposure=exposure).numpy() * 255.0).astype(np.uint8)
 
 
 def _check_args(count: int, patch: int, rgb_format: str, scenes) -> None:
@@ -128,6 +132,54 @@ def _check_args(count: int, patch: int, rgb_format: str, scenes) -> None:
     for name in scenes:
         if name not in SOURCE_SCENES:
             raise ValueError(f"unknown source scene {name!r}; expected one of {', '.join(SOURCE_SCENES)}")
+
+
+def _previous_files(out: Path) -> tuple[set[str], set[str]]:
+    """(pair files, derived demosaic files) an earlier run left in `out`; ValueError if `out` holds anything else."""
+    path = out / META_NAME
+    if not path.exists():
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"{out}: folder is not empty and has no {META_NAME}; expected a new or empty folder")
+        return set(), set()
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"{path}: cannot read it as JSON ({e}); expected the {META_NAME} synthetic pairs write"
+        ) from None
+    if not isinstance(old, dict) or old.get("generator") != GENERATOR:
+        raise ValueError(
+            f"{path}: not written by {GENERATOR}; expected a new or empty folder so no other pairs are overwritten"
+        )
+    fmt = old.get("rgb_format", "jpg")
+    stems = [f"{scene}_{p['k']}" for scene, s in old.get("scenes", {}).items() for p in s.get("patches", [])]
+    return {f"{stem}.{ext}" for stem in stems for ext in (fmt, "npy")}, {
+        demosaic_path(Path(f"{stem}.npy")).name for stem in stems
+    }
+
+
+def _write_scene(out: Path, scene: int, name: str, n: int, seed: int, patch: int, rgb_format: str, noise: bool) -> dict:
+    """Writes the `n` pairs of one scene; returns its meta.json entry."""
+    source = load_source(name)
+    params = sample_params(child_seed(seed, scene, 0, _CAMERA))
+    specs = [sample_patch_spec(child_seed(seed, scene, k, _PATCH), source.shape, patch) for k in range(n)]
+    lin = sensor_linear(unprocess(np.stack([cut_patch(source, s, patch) for s in specs]), params).numpy())
+    rgb8 = render_rgb8(lin, params, [s.exposure for s in specs])
+    raw = mosaic(lin).numpy()
+    # Measured on the 8-bit RGB before any JPEG compression.
+    over = overexposure_mask(rgb8.astype(np.float32) / np.float32(255.0)).numpy().mean(axis=(1, 2, 3))
+    patches = []
+    for k, spec in enumerate(specs):
+        shot, read = 0.0, 0.0
+        if noise:
+            shot, read = sample_noise_levels(child_seed(seed, scene, k, _NOISE_LEVELS), DAYLIGHT_SHOT_RANGE)
+            raw[k] = np.clip(add_noise(raw[k], shot, read, seed=child_seed(seed, scene, k, _NOISE)).numpy(), 0.0, WHITE)
+        write_rgb(out / f"{scene}_{k}.{rgb_format}", rgb8[k], jpeg_quality=JPEG_QUALITY)
+        write_npy(out / f"{scene}_{k}.npy", PROJECT_10BIT.to_stored(raw[k]))
+        patches.append(
+            {"k": k, **dataclasses.asdict(spec), "shot_noise": shot, "read_noise": read, "overexposed": float(over[k])}
+        )
+    return {"source": f"skimage.data.{name}", "camera": params.to_dict(), "patches": patches}
 
 
 def make_synthetic_pairs(
@@ -144,12 +196,16 @@ def make_synthetic_pairs(
 
     Patches go round-robin over `scenes` (scene i of `scenes` is named `i`), so scene i gets
     patches k = 0, 1, ... Everything is deterministic given `seed`. `noise=False` stores the
-    clean RAW the RGB was rendered from.
+    clean RAW, the exact mosaic of the image the RGB was rendered from. `out_dir` must be new,
+    empty, or an earlier output of this function (whose pairs are then replaced).
     """
     _check_args(count, patch, rgb_format, scenes)
     out = Path(out_dir)
+    old_pairs, old_derived = _previous_files(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
+        "generator": GENERATOR,
+        "layout": "AIM 2022 reverse ISP: {scene}_{k}.jpg (or .png) + {scene}_{k}.npy, packed RGGB (h, w, 4)",
         "seed": seed,
         "patch": patch,
         "rgb_format": rgb_format,
@@ -160,31 +216,22 @@ def make_synthetic_pairs(
         "overexposure_threshold_luma": LUMA_THRESHOLD,
         "scenes": {},
     }
-    shares = []
     for scene, name in enumerate(scenes):
         n = len(range(scene, count, len(scenes)))
-        if n == 0:
-            continue
-        source = load_source(name)
-        params = sample_params(child_seed(seed, scene, 0, _CAMERA))
-        specs = [sample_patch_spec(child_seed(seed, scene, k, _PATCH), source.shape, patch) for k in range(n)]
-        rgb_src = np.stack([cut_patch(source, s, patch) for s in specs])
-        raw = clean_raw_units(unprocess(rgb_src, params))
-        rgb8 = render_rgb8(raw, params, [s.exposure for s in specs])
-        over = overexposure_mask(rgb8.astype(np.float32) / np.float32(255.0)).numpy().mean(axis=(1, 2, 3))
-        patches = []
-        for k, spec in enumerate(specs):
-            levels = sample_noise_levels(child_seed(seed, scene, k, _NOISE_LEVELS), DAYLIGHT_SHOT_RANGE) if noise else (0.0, 0.0)
-            stored = raw[k]
-            if noise:
-                noisy = add_noise(raw[k], *levels, seed=child_seed(seed, scene, k, _NOISE)).numpy()
-                stored = np.clip(noisy, 0.0, WHITE)
-            write_rgb(out / f"{scene}_{k}.{rgb_format}", rgb8[k], jpeg_quality=JPEG_QUALITY)
-            write_npy(out / f"{scene}_{k}.npy", PROJECT_10BIT.to_stored(stored))
-            patches.append({"k": k, **dataclasses.asdict(spec), "shot_noise": levels[0], "read_noise": levels[1], "overexposed": float(over[k])})
-            shares.append(float(over[k]))
-        meta["scenes"][str(scene)] = {"source": f"skimage.data.{name}", "camera": params.to_dict(), "patches": patches}
-    meta["overexposed"] = {"mean": float(np.mean(shares)), "median": float(np.median(shares)), "max": float(np.max(shares))}
-    with atomic_write(out / "meta.json") as tmp:
+        if n:
+            meta["scenes"][str(scene)] = _write_scene(out, scene, name, n, seed, patch, rgb_format, noise)
+    shares = [p["overexposed"] for s in meta["scenes"].values() for p in s["patches"]]
+    meta["overexposed"] = {
+        "mean": float(np.mean(shares)),
+        "median": float(np.median(shares)),
+        "max": float(np.max(shares)),
+    }
+    with atomic_write(out / META_NAME) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
+    written = {
+        f"{s}_{p['k']}.{ext}" for s, e in meta["scenes"].items() for p in e["patches"] for ext in (rgb_format, "npy")
+    }
+    # Ground truth derived from the old RAW (prepare_gt's demosaic files) is stale for every pair.
+    for name in (old_pairs - written) | old_derived:
+        (out / name).unlink(missing_ok=True)
     return meta

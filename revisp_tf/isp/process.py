@@ -65,7 +65,9 @@ def process(raw, params: UnprocessParams, exposure=1.0):
     """
     x, rank = as_float_tensor(raw, "raw", check_range=False)
     if x.shape[-1] not in (3, 4):
-        raise ValueError(f"raw: expected packed bayer (4 channels) or demosaiced RGB (3 channels), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"raw: expected packed bayer (4 channels) or demosaiced RGB (3 channels), got shape {tuple(x.shape)}"
+        )
     x = apply_gains(x * _per_image(exposure, x.shape[0], "exposure"), params.gains.astype(np.float32))
     x = tf.clip_by_value(x, 0.0, 1.0)
     if x.shape[-1] == 4:

@@ -86,7 +86,12 @@ class UnprocessParams:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; `UnprocessParams(**d)` rebuilds it."""
-        return {"rgb2cam": [list(r) for r in self.rgb2cam], "rgb_gain": self.rgb_gain, "red_gain": self.red_gain, "blue_gain": self.blue_gain}
+        return {
+            "rgb2cam": [list(r) for r in self.rgb2cam],
+            "rgb_gain": self.rgb_gain,
+            "red_gain": self.red_gain,
+            "blue_gain": self.blue_gain,
+        }
 
 
 def rgb2cam_from_weights(weights) -> np.ndarray:
@@ -137,7 +142,8 @@ def add_noise(bayer, shot: float, read: float, seed: int):
     """Adds heteroscedastic Gaussian noise, variance = shot * x + read; deterministic given `seed`."""
     x = tf.convert_to_tensor(bayer, tf.float32)
     std = tf.sqrt(tf.maximum(x, 0.0) * float(shot) + float(read))
-    noise = tf.random.stateless_normal(tf.shape(x), seed=[int(seed), 0], dtype=tf.float32)
+    seed_pair = tf.constant([int(seed), 0], tf.int64)
+    noise = tf.random.stateless_normal(tf.shape(x), seed=seed_pair, dtype=tf.float32)
     return x + std * noise
 
 
@@ -158,7 +164,7 @@ def safe_invert_gains(image, params: UnprocessParams):
     inv = tf.constant((1.0 / params.gains).astype(np.float32))
     gray = tf.reduce_mean(x, axis=-1, keepdims=True)
     mask = tf.square(tf.maximum(gray - HIGHLIGHT_INFLECTION, 0.0) / (1.0 - HIGHLIGHT_INFLECTION))
-    # Never divide by more than the plain inverse: a gain > 1 (rgb_gain < 1) stays as it is.
+    # Where a forward gain is below 1 (inverse above 1) the fade towards 1 would dim the pixel: keep the plain inverse.
     return x * tf.maximum(mask + (1.0 - mask) * inv, inv)
 
 
