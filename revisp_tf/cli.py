@@ -32,11 +32,13 @@ def main():
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo_out", show_default=True)
-def demo(out_dir):
-    """Smoke run of the whole pipeline on a package-shipped image with a random-weight model."""
-    from revisp_tf.demo import run_smoke
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a value of training/configs/demo.yaml.")
+@click.option("--overwrite", is_flag=True, help="Train again even if OUT holds a finished demo run.")
+def demo(out_dir, overrides, overwrite):
+    """The whole job offline: synthetic pairs, training, evaluation, TFLite export, DNG output."""
+    from revisp_tf.demo import run_demo
 
-    for line in run_smoke(out_dir):
+    for line in run_demo(out_dir, overrides, overwrite):
         click.echo(line)
 
 
@@ -53,6 +55,98 @@ def train(config_path, overrides, run_dir, overwrite):
     cfg = load_config(config_path, overrides)
     result = run_training(cfg, run_dir, overwrite=overwrite)
     click.echo(f"model: {result.model_path}")
+
+
+@main.command("make-pairs")
+@click.argument("raw_files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--synthetic", is_flag=True, help="Make pairs from scikit-image's sample photos instead of RAW files.")
+@click.option("--count", default=96, show_default=True, help="--synthetic: number of pairs.")
+@click.option("--seed", default=0, show_default=True, help="--synthetic: random camera and crops.")
+@click.option("--patch", default=None, type=int, help="Patch side in RGB pixels [default: 504 real, 128 synthetic].")
+@click.option("--stride", default=None, type=int, help="Grid step in pixels (default: the patch size).")
+@click.option("--isp", default="libraw", show_default=True, type=click.Choice(["libraw"]), help="Which real ISP renders the RGB.")
+@click.option("--shape", nargs=2, type=int, default=None, metavar="H W", help="Headerless RAW: rows and columns.")
+@click.option("--dtype", default=None, help="Headerless RAW: sample type, e.g. uint16.")
+@click.option("--cfa", default=None, help="CFA pattern when the file does not say (RGGB, GRBG, GBRG, BGGR).")
+@click.option("--black", default=None, type=float, help="Black level (overrides the file's).")
+@click.option("--white", default=None, type=float, help="White level (overrides the file's).")
+@click.option("--rgb-format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
+@click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files instead of stopping.")
+def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, shape, dtype, cfa, black, white, rgb_format, skip_bad):
+    """(RGB, RAW) training pairs in the AIM 2022 layout: from RAW files through a real ISP, or synthetic."""
+    if synthetic:
+        from revisp_tf.data.synthetic import make_synthetic_pairs
+
+        if raw_files:
+            raise click.UsageError("--synthetic takes no RAW files")
+        meta = make_synthetic_pairs(out_dir, count=count, seed=seed, patch=patch or 128, rgb_format=rgb_format)
+        share = meta["overexposed"]
+        click.echo(f"{count} synthetic pairs in {out_dir}; overexposed share mean {share['mean']:.2%}, max {share['max']:.2%}")
+        return
+    if not raw_files:
+        raise click.UsageError("give RAW files, or --synthetic")
+    from revisp_tf.data.pairs import make_pairs_from_raw
+
+    summary = make_pairs_from_raw(
+        list(raw_files), out_dir, patch=patch or 504, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad,
+        progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
+    )
+    for scene in summary["scenes"]:
+        click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}"
+                   + (f" (skipped: {scene['skipped']})" if scene.get("skipped") else ""))
+    for failed in summary["failed"]:
+        click.echo(f"skipped {failed['source']}: {failed['error']}", err=True)
+    click.echo(f"{summary['patches']} pairs in {out_dir}")
+
+
+@main.command("prepare-gt")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
+@click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
+@click.option("--skip-bad", is_flag=True, help="Report and skip bad files instead of stopping.")
+@click.option("--overwrite", is_flag=True, help="Recompute files that already have their ground truth.")
+def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
+    """Write the demosaiced-RAW ground truth (pretrained Demosaic Net) beside each RAW file."""
+    from revisp_tf.data.prepare_gt import prepare_gt
+    from revisp_tf.isp.sensor import get_sensor
+
+    report = prepare_gt(data_dir, get_sensor(sensor), layout=layout, skip_bad=skip_bad, overwrite=overwrite)
+    for bad in report.skipped:
+        click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
+    click.echo(f"{report.written} written, {report.already_done} already done, {len(report.skipped)} skipped")
+
+
+@main.command("eval")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model from `revisp-tf train`.")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="(RGB, RAW) pairs.")
+@click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
+@click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
+@click.option("--baselines", default="upi,mosaic", show_default=True, help="Comma-separated; empty for none.")
+@click.option("--out", "out_json", default="report.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--skip-bad", is_flag=True, help="Leave out bad files (listed with reasons) instead of stopping.")
+def eval_cmd(model_path, data_dir, sensor, layout, baselines, out_json, skip_bad):
+    """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
+    from pathlib import Path
+
+    from revisp_tf import evaluate
+    from revisp_tf.data.scan import scan_pairs
+    from revisp_tf.isp.sensor import get_sensor
+    from revisp_tf.models import load_reverse_isp, predict_bayer
+
+    spec = get_sensor(sensor)
+    examples = scan_pairs(data_dir, layout=layout, sensor=spec, skip_bad=skip_bad)
+    for bad in examples.skipped:
+        click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
+    predict = None
+    if model_path:
+        model = load_reverse_isp(model_path)
+        predict = lambda rgb: predict_bayer(model, rgb)  # noqa: E731
+    names = [b for b in baselines.split(",") if b]
+    report = evaluate.evaluate_pairs(examples, spec, predict, names)
+    evaluate.write_report(report, out_json, Path(out_json).with_suffix(".csv"))
+    click.echo(evaluate.format_table(report))
+    click.echo(f"report: {out_json} (per image: {Path(out_json).with_suffix('.csv')})")
 
 
 if __name__ == "__main__":

@@ -80,20 +80,20 @@ def _check_args(x, y, sigmas, data_range) -> None:
 
 def _moments(x, y, maps, sigmas, size):
     """Blurred (mu_x, mu_y, E[x^2], E[y^2], E[xy]) per (channel, sigma) and blurred |x - y| per channel."""
+    # Whole-axis unstack/stack (not per-map slicing) keeps the backward pass cheap.
+    xc, yc = tf.unstack(x, axis=-1), tf.unstack(y, axis=-1)
     last = len(sigmas) - 1
     moments, blurred_l1 = {}, None
     for s in sorted({s for _, s in maps}):
         chans = sorted({c for c, si in maps if si == s})
-        xs, ys = tf.gather(x, chans, axis=-1), tf.gather(y, chans, axis=-1)
-        parts = [xs, ys, xs * xs, ys * ys, xs * ys]
+        parts = [p for c in chans for p in (xc[c], yc[c], xc[c] * xc[c], yc[c] * yc[c], xc[c] * yc[c])]
         if s == last:
-            parts.append(tf.abs(x - y))
-        out = _blur(tf.concat(parts, axis=-1), _trimmed(gaussian_taps(size, sigmas[s])))
-        n = len(chans)
+            parts += [tf.abs(a - b) for a, b in zip(xc, yc)]
+        out = tf.unstack(_blur(tf.stack(parts, axis=-1), _trimmed(gaussian_taps(size, sigmas[s]))), axis=-1)
         for i, c in enumerate(chans):
-            moments[(c, s)] = [out[..., k * n + i] for k in range(5)]
+            moments[(c, s)] = out[5 * i : 5 * i + 5]
         if s == last:
-            blurred_l1 = out[..., 5 * n :]
+            blurred_l1 = out[5 * len(chans) :]
     return moments, blurred_l1
 
 
@@ -128,7 +128,7 @@ def ms_ssim_l1(
         var_y = tf.maximum(eyy - muy * muy, 0.0)
         cs[key] = (2.0 * (exy - mux * muy) + c2) / (var_x + var_y + c2)
     # Luminance of the last C maps (the authors' l[:, -1] * l[:, -2] * l[:, -3]).
-    l_m = tf.ones_like(blurred_l1[..., 0])
+    l_m = tf.ones_like(blurred_l1[0])
     for key in maps[-x.shape[-1] :]:
         mux, muy = moments[key][:2]
         l_m = l_m * (2.0 * mux * muy + c1) / (mux * mux + muy * muy + c1)
@@ -136,6 +136,6 @@ def ms_ssim_l1(
     pi_cs = tf.ones_like(l_m)
     for key in maps:
         pi_cs = pi_cs * cs[key]
-    gaussian_l1 = tf.reduce_mean(blurred_l1, axis=-1)
+    gaussian_l1 = tf.add_n(blurred_l1) / len(blurred_l1)
     loss_map = compensation * (alpha * (1.0 - l_m * pi_cs) + (1.0 - alpha) * gaussian_l1 / data_range)
     return reduce_loss(tf.reduce_mean(loss_map, axis=[1, 2]), reduction, rank)

@@ -4,6 +4,7 @@ from revisp_tf.models.reverse_isp import (
     VARIANTS,
     build_reverse_isp,
     check_rgb,
+    load_reverse_isp,
     model_variant,
     predict_bayer,
     trainable_parameter_count,

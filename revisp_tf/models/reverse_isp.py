@@ -90,6 +90,22 @@ def check_rgb(rgb, name: str = "rgb") -> None:
     check_even(x, name)
 
 
+def load_reverse_isp(path) -> keras.Model:
+    """Loads a `.keras` reverse-ISP model, or raises one ValueError naming the file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: model file not found")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as e:  # Keras raises many types for a file that is not a model
+        raise ValueError(f"{path}: not a readable Keras model (.keras): {e.__class__.__name__}") from None
+    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 3 or model.outputs[0].shape[-1] != 4:
+        raise ValueError(f"{path}: expected a reverse-ISP model RGB (N, H, W, 3) -> packed bayer (N, H/2, W/2, 4)")
+    return model
+
+
 def predict_bayer(model: keras.Model, rgb, batch_size: int = 1) -> np.ndarray:
     """Runs `model` on validated RGB; returns the packed bayer as NumPy (batched like the input)."""
     check_rgb(rgb)

@@ -22,7 +22,9 @@ def _tf_config_tasks() -> int:
 
 def build_strategy(name: str = "auto", devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
     """Returns the strategy the config asks for (see the module docstring for `auto`)."""
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical, not logical, devices: listing logical ones starts the TF context, after which
+    # MultiWorkerMirrored can no longer configure its collective ops.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         if _tf_config_tasks() > 1:
             name = "multi_worker"

@@ -79,12 +79,12 @@ def load_examples(cfg: config_lib.ExperimentConfig, run_dir: Path):
     for d in dirs:
         if not d.is_dir():
             raise config_lib.ConfigError(f"data folder {d} does not exist")
+    sensor = get_sensor(data.sensor)
     if cfg.model.variant != "baseline":
         from revisp_tf.data.prepare_gt import prepare_gt
 
-        for d in dirs:
-            prepare_gt(d)  # demosaiced ground truth (Demosaic Net); skips files already done
-    sensor = get_sensor(data.sensor)
+        for d in dirs:  # demosaiced ground truth (Demosaic Net); skips files already done
+            prepare_gt(d, sensor, layout=data.layout, skip_bad=data.skip_bad)
     scan = lambda d: scan_pairs(d, layout=data.layout, sensor=sensor, skip_bad=data.skip_bad)  # noqa: E731
     examples = scan(train_dir)
     if data.val_dir:
@@ -193,11 +193,12 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
     """Trains the config's model into `run_dir`, resuming from its last checkpoint if there is one."""
     run_dir = Path(run_dir)
     check_run_dir(cfg, run_dir, overwrite)
+    # MultiWorkerMirrored must exist before TF runs any op, so the strategy comes first.
+    strategy = build_strategy(cfg.runtime.strategy, cfg.runtime.devices)
     keras.utils.set_random_seed(cfg.runtime.seed)
     tf.config.experimental.enable_op_determinism()
     if cfg.runtime.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = build_strategy(cfg.runtime.strategy, cfg.runtime.devices)
     chief = is_chief(strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_examples, val_examples, sensor = load_examples(cfg, run_dir)
@@ -220,9 +221,9 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         optimizer.build(train_model.trainable_variables)
         lpips_fn = None
         if needs_lpips(cfg):
-            from revisp_tf.losses.lpips import lpips_distance
+            from revisp_tf.losses.lpips import LPIPSAlex
 
-            lpips_fn = lpips_distance
+            lpips_fn = LPIPSAlex(name="lpips")  # frozen; built here so its variables live in the strategy
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     ckpt_dir = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="revisp_worker_ckpt_"))
