@@ -61,9 +61,19 @@ def torch_lpips_alex(arrays: dict[str, np.ndarray]):
     return model.eval()
 
 
+def _nchw(x: np.ndarray):
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
 def torch_lpips_distance(model, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N,) distances for NHWC float32 images in [0, 1], fed to lpips as 2x - 1 (NCHW)."""
-    to_torch = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # noqa: E731
     with torch.no_grad():
-        d = model(2 * to_torch(a) - 1, 2 * to_torch(b) - 1)
+        d = model(2 * _nchw(a) - 1, 2 * _nchw(b) - 1)
     return d.numpy().reshape(-1)
+
+
+def torch_lpips_grad(model, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Gradient of the summed distances with respect to b (NHWC, [0, 1] units), by torch autograd."""
+    b_t = _nchw(b).requires_grad_(True)
+    model(2 * _nchw(a) - 1, 2 * b_t - 1).sum().backward()
+    return b_t.grad.numpy().transpose(0, 2, 3, 1)

