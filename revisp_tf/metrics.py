@@ -62,6 +62,8 @@ def challenge_ssim(pred, target) -> float:
     """SSIM as the challenge scorer computes it: mean over channels, data range 1."""
     p, t = _check_pair(pred, target)
     w = ssim_window()
+    if min(p.shape[:2]) < len(w):
+        raise ValueError(f"SSIM needs at least {len(w)}x{len(w)} samples per channel, got {p.shape[:2]}")
     c1, c2 = SSIM_K1**2, SSIM_K2**2
     scores = []
     for ch in range(p.shape[-1]):

@@ -54,6 +54,11 @@ def test_on_real_patch_units(s7_patches):
     assert float(metrics.ssim(res[None], gt[None])[0]) == pytest.approx(scorer_ssim(gt, res), abs=1e-4)
 
 
+def test_too_small_for_ssim():
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.challenge_ssim(np.zeros((8, 20, 4)), np.zeros((8, 20, 4)))
+
+
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         metrics.challenge_psnr(np.zeros((4, 4, 4)), np.zeros((4, 6, 4)))
