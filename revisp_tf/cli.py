@@ -24,6 +24,14 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+def _load_model(model_path):
+    """The model at `model_path`, or the shipped one when it is None."""
+    from revisp_tf.models import load_reverse_isp
+    from revisp_tf.weights import default_model_path
+
+    return load_reverse_isp(model_path or default_model_path())
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="revisp-tf")
 def main():
@@ -65,7 +73,7 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--seed", default=0, show_default=True, help="--synthetic: random camera and crops.")
 @click.option("--patch", default=None, type=int, help="Patch side in RGB pixels [default: 504 real, 128 synthetic].")
 @click.option("--stride", default=None, type=int, help="Grid step in pixels (default: the patch size).")
-@click.option("--isp", default="libraw", show_default=True, type=click.Choice(["libraw"]), help="Which real ISP renders the RGB.")
+@click.option("--isp", default="libraw", show_default=True, type=click.Choice(["libraw", "darktable"]), help="Which real ISP renders the RGB.")
 @click.option("--shape", nargs=2, type=int, default=None, metavar="H W", help="Headerless RAW: rows and columns.")
 @click.option("--dtype", default=None, help="Headerless RAW: sample type, e.g. uint16.")
 @click.option("--cfa", default=None, help="CFA pattern when the file does not say (RGGB, GRBG, GBRG, BGGR).")
@@ -89,7 +97,7 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, s
     from revisp_tf.data.pairs import make_pairs_from_raw
 
     summary = make_pairs_from_raw(
-        list(raw_files), out_dir, patch=patch or 504, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad,
+        list(raw_files), out_dir, patch=patch or 504, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
         progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
     )
     for scene in summary["scenes"]:
@@ -117,30 +125,51 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
     click.echo(f"{report.written} written, {report.already_done} already done, {len(report.skipped)} skipped")
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", default="npy", show_default=True, type=click.Choice(["npy", "dng", "png"]),
+              help="npy: challenge submission (uint16 packed RGGB); dng: CFA DNG; png: the RAW visualised.")
+@click.option("--sensor", default="s7", show_default=True, help="Levels and normaliser of the output RAW.")
+@click.option("--tile", default=512, show_default=True, help="Tile side in px (full frames run tile by tile).")
+@click.option("--overlap", default=64, show_default=True, help="Overlap of neighbouring tiles in px.")
+@click.option("--stitch", is_flag=True, help="Rebuild AIM 2022 6x8 patch grids ({scene}_{k}) into full frames first.")
+def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, stitch):
+    """Reconstruct RAW from RGB images (files or folders), any size, at full resolution."""
+    from revisp_tf.isp.sensor import get_sensor
+    from revisp_tf.reconstruct import reconstruct_files
+
+    written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor),
+                                tile=tile, overlap=overlap, stitch=stitch)
+    click.echo(f"{len(written)} file(s) written to {out_dir}")
+
+
 @main.command("eval")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model from `revisp-tf train`.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model from `revisp-tf train` [default: the shipped model].")
+@click.option("--no-model", is_flag=True, help="Evaluate the baselines only.")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="(RGB, RAW) pairs.")
 @click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
 @click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
 @click.option("--baselines", default="upi,mosaic", show_default=True, help="Comma-separated; empty for none.")
 @click.option("--out", "out_json", default="report.json", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--skip-bad", is_flag=True, help="Leave out bad files (listed with reasons) instead of stopping.")
-def eval_cmd(model_path, data_dir, sensor, layout, baselines, out_json, skip_bad):
+def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, out_json, skip_bad):
     """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
     from pathlib import Path
 
     from revisp_tf import evaluate
     from revisp_tf.data.scan import scan_pairs
     from revisp_tf.isp.sensor import get_sensor
-    from revisp_tf.models import load_reverse_isp, predict_bayer
+    from revisp_tf.models import predict_bayer
 
     spec = get_sensor(sensor)
     examples = scan_pairs(data_dir, layout=layout, sensor=spec, skip_bad=skip_bad)
     for bad in examples.skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
     predict = None
-    if model_path:
-        model = load_reverse_isp(model_path)
+    if not no_model:
+        model = _load_model(model_path)
         predict = lambda rgb: predict_bayer(model, rgb)  # noqa: E731
     names = [b for b in baselines.split(",") if b]
     report = evaluate.evaluate_pairs(examples, spec, predict, names)

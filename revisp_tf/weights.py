@@ -14,6 +14,8 @@ from pathlib import Path
 
 MODELS_DIR = Path(os.environ.get("REVISP_TF_MODELS", Path(__file__).resolve().parents[1] / "saved_models"))
 MANIFEST = MODELS_DIR / "MANIFEST.json"
+# The reverse-ISP model `infer`, `eval` and `export` use when --model is omitted.
+SHIPPED_MODEL = "revisp_dual_synthetic.keras"
 
 
 def sha256(path: Path) -> str:
@@ -49,3 +51,8 @@ def checked_path(name: str) -> Path:
     if got != entry["sha256"]:
         raise ValueError(f"{path}: sha256 {got} does not match MANIFEST {entry['sha256']}")
     return path
+
+
+def default_model_path() -> Path:
+    """The shipped reverse-ISP model, after its sha256 check."""
+    return checked_path(SHIPPED_MODEL)

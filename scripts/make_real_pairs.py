@@ -1,12 +1,15 @@
-"""Makes (RGB, RAW) pairs from every real RAW file in ../shared/realdata/raw with LibRaw, and checks them.
+"""Makes (RGB, RAW) pairs from every real RAW file in ../shared/realdata/raw with LibRaw or darktable, and checks them.
 
-    python scripts/make_real_pairs.py --out /tmp/real_pairs [--patch 504] [--raw-dir DIR]
+    python scripts/make_real_pairs.py --out /tmp/real_pairs [--isp libraw|darktable] [--patch 504] [--raw-dir DIR]
 
-Per file it prints the mosaic size, the patches written (or why none), the share of
-overexposed pixels of the render (Y >= 0.978) and the alignment check: the linearised RGB,
-divided by the white balance used and re-mosaiced, is correlated with the RAW at shifts
--2..2 px; the best shift must be (0, 0). The check runs on the written patches (scores
-averaged over them), or on the full render when no patch fits.
+Per file it prints the mosaic size, the seconds make-pairs took (read, render, write), the
+patches written (or why none), the share of overexposed pixels of the render (Y >= 0.978) and
+the alignment check at shifts -2..2 px, whose best shift must be (0, 0). LibRaw: the linearised
+RGB, divided by the white balance used and re-mosaiced, is correlated with the RAW
+(`pairs.alignment_scores`). darktable's render is not a global function of the RAW, so its
+check correlates local gradients instead (`pairs.gradient_alignment_scores`). The check runs
+on the written patches (scores averaged over them), or on the full render when no patch fits;
+"margin" is the score at (0, 0) minus the best score elsewhere.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -75,7 +79,20 @@ def raw_kwargs(raw_dir: Path, spec: dict) -> dict:
     return kw
 
 
-def check_patches(out: Path, name: str, wb) -> str:
+def alignment(isp: str, rgb: np.ndarray, raw: np.ndarray, wb) -> np.ndarray:
+    """The alignment scores suited to the ISP's render."""
+    if isp == "darktable":
+        return pairs.gradient_alignment_scores(rgb, raw)
+    return pairs.alignment_scores(rgb, raw, wb)
+
+
+def margin(scores: np.ndarray) -> float:
+    """Score at zero shift minus the best score elsewhere (> 0: zero shift wins)."""
+    r = scores.shape[0] // 2
+    return float(scores[r, r] - np.max(np.delete(scores.ravel(), scores.size // 2)))
+
+
+def check_patches(out: Path, name: str, wb, isp: str) -> str:
     """Alignment scores averaged over a scene's written patches: best shift, and the share of patches best at 0."""
     scene = json.loads((out / pairs.META_NAME).read_text())["scenes"][name]
     scores = []
@@ -83,22 +100,27 @@ def check_patches(out: Path, name: str, wb) -> str:
         stem = out / f"{name}_{p['k']}"
         rgb = read_rgb(stem.with_suffix(f".{scene['rgb_format']}"))
         raw = np.asarray(unpack(read_raw_npy(stem.with_suffix(".npy"))))[..., 0]
-        scores.append(pairs.alignment_scores(rgb, raw, wb))
+        scores.append(alignment(isp, rgb, raw, wb))
     at_zero = np.mean([pairs.best_shift(s) == (0, 0) for s in scores])
     rows, cols = scene["grid"]
+    mean = np.mean(scores, axis=0)
     return (
         f"{len(scores)} patches as {name}_k (grid {rows}x{cols}); overexposed {scene['overexposed']:.2%}; "
-        f"best shift over the patches {pairs.best_shift(np.mean(scores, axis=0))}, best at (0, 0) in {at_zero:.0%}"
+        f"best shift over the patches {pairs.best_shift(mean)} (margin {margin(mean):.3f}), "
+        f"best at (0, 0) in {at_zero:.0%}"
     )
 
 
-def check_full_render(frame, wb, skipped: str) -> str:
+def check_full_render(frame, wb, skipped: str, isp: str) -> str:
     """Overexposure and alignment of the full render of a file that gave no patch."""
-    rgb = pairs.render_libraw(frame)
+    rgb = pairs.renderer(isp)(frame)
     raw = pairs.canonical_mosaic(normalise(frame), frame.cfa)
     oe = float(np.mean(overexposure_mask(rgb.astype(np.float32) / 255.0)))
-    shift = pairs.best_shift(pairs.alignment_scores(rgb, raw, wb))
-    return f"0 patches ({skipped}); overexposed {oe:.2%}; best shift on the full render {shift}"
+    scores = alignment(isp, rgb, raw, wb)
+    return (
+        f"0 patches ({skipped}); overexposed {oe:.2%}; "
+        f"best shift on the full render {pairs.best_shift(scores)} (margin {margin(scores):.3f})"
+    )
 
 
 def main(argv=None) -> int:
@@ -106,6 +128,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--patch", type=int, default=504)
     ap.add_argument("--raw-dir", type=Path, default=RAW_DIR)
+    ap.add_argument("--isp", choices=pairs.ISPS, default="libraw")
     args = ap.parse_args(argv)
     raw_dir = args.raw_dir.resolve()
     files = sorted(p.relative_to(raw_dir).as_posix() for p in raw_dir.rglob("*") if p.is_file() and p.suffix != ".yml")
@@ -113,21 +136,25 @@ def main(argv=None) -> int:
     if unknown:
         print(f"no table entry for {unknown}: add them to FILES", file=sys.stderr)
         return 1
-    print(f"LibRaw {pairs.libraw_version()}, patch {args.patch}, out {args.out}")
+    isp = f"darktable {pairs.darktable_version()}, " if args.isp == "darktable" else ""
+    print(f"{isp}LibRaw {pairs.libraw_version()}, patch {args.patch}, out {args.out}")
     for rel in files:
         kw = raw_kwargs(raw_dir, FILES[rel])
-        (entry,) = pairs.make_pairs_from_raw(raw_dir / rel, args.out, args.patch, progress=False, **kw)["scenes"]
+        t0 = time.perf_counter()
+        summary = pairs.make_pairs_from_raw(raw_dir / rel, args.out, args.patch, progress=False, isp=args.isp, **kw)
+        secs = time.perf_counter() - t0
+        (entry,) = summary["scenes"]
         frame = read_raw(raw_dir / rel, **kw)
         wb, wb_source = pairs.white_balance(frame)
         h, w = frame.mosaic.shape
         print(
             f"{rel}: {w}x{h} {frame.cfa}, black {frame.black[0]:g} white {frame.white:g}, "
-            f"wb {wb_source} ({wb[0]:.3f}, 1, {wb[2]:.3f})"
+            f"wb {wb_source} ({wb[0]:.3f}, 1, {wb[2]:.3f}), {secs:.1f} s"
         )
         result = (
-            check_full_render(frame, wb, entry["skipped"])
+            check_full_render(frame, wb, entry["skipped"], args.isp)
             if entry["skipped"]
-            else check_patches(args.out, entry["scene"], wb)
+            else check_patches(args.out, entry["scene"], wb, args.isp)
         )
         print(f"    {result}")
     return 0
