@@ -38,7 +38,7 @@ class DataConfig:
     batch_size: int = 6
     val_fraction: float = 0.1
     val_images: int = 4  # images written to TensorBoard at each validation
-    augment: bool = True
+    augment: str = "dihedral"  # dihedral (8 flips/rotations; needs crop + 2 px) | transpose | none
     skip_bad: bool = False
     synthetic_count: int = 96
     synthetic_patch: int = 128
@@ -95,6 +95,7 @@ _CHOICES = {
     "model.mask_rule": ("luma", "max"),
     "data.source": ("folder", "synthetic"),
     "data.layout": ("aim22", "folder"),
+    "data.augment": ("dihedral", "transpose", "none"),
     "loss.yuv_refine_norm": ("l1", "l2"),
     "optim.optimizer": ("adam", "adamw"),
     "optim.phases.loss": ("paper", "l2", "mse_bayer"),
