@@ -145,6 +145,30 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, stitch):
     click.echo(f"{len(written)} file(s) written to {out_dir}")
 
 
+@main.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The .tflite file.")
+@click.option("--variant", type=click.Choice(["baseline", "single", "dual"]), help="Refuse a model of another variant.")
+@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "fp16", "int8"]))
+@click.option("--size", nargs=2, type=int, default=(504, 504), show_default=True, metavar="H W", help="Static input size.")
+@click.option("--dynamic", is_flag=True, help="Dynamic input height and width instead of --size.")
+@click.option("--calibration", type=click.Path(exists=True, file_okay=False), help="int8: a folder of images of the target camera.")
+def export(model_path, out_path, variant, quantize, size, dynamic, calibration):
+    """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
+    from revisp_tf.export.tflite import export_tflite
+    from revisp_tf.models import model_variant
+    from revisp_tf.reconstruct import expand_inputs
+
+    model = _load_model(model_path)
+    if variant and model_variant(model) != variant:
+        raise ValueError(f"{model_path or 'the shipped model'}: is a {model_variant(model)} model, not {variant}")
+    representative = expand_inputs([calibration]) if calibration else None
+    report = export_tflite(model, out_path, quantize=quantize, size=None if dynamic else tuple(size),
+                           representative_data=representative)
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.command("eval")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model from `revisp-tf train` [default: the shipped model].")
 @click.option("--no-model", is_flag=True, help="Evaluate the baselines only.")

@@ -54,8 +54,8 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     evaluate.write_report(report, out / "report.json", out / "report.csv")
 
     yield "[4/5] exporting to TFLite and checking it with LiteRT"
-    size = tuple(read_rgb(val_examples[0].rgb).shape[:2])
-    tfl = export_tflite(model, out / "model.tflite", size=size)
+    checks = [read_rgb(ex.rgb) for ex in val_examples[:4]]
+    tfl = export_tflite(model, out / "model.tflite", size=checks[0].shape[:2], check_data=checks)
 
     yield "[5/5] reconstructing a RAW: DNG + visualised PNG"
     rgb = read_rgb(val_examples[0].rgb)
@@ -68,7 +68,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     yield evaluate.format_table(report)
     yield ""
     yield f"model       {model_path}"
-    yield f"tflite      {out / 'model.tflite'} ({tfl['size_mb']:.2f} MB, max |LiteRT - Keras| {tfl['max_abs_error']:.2e})"
+    yield f"tflite      {tfl.path} ({tfl.size_bytes / 1e6:.2f} MB, max |LiteRT - Keras| {tfl.max_abs_error:.1e})"
     yield f"report      {out / 'report.json'}, {out / 'report.csv'}"
     yield f"raw         {dng}, {png}"
     yield f"tensorboard tensorboard --logdir {run_dir / 'tb'}"

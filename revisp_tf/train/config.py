@@ -25,6 +25,7 @@ class ModelConfig:
     depth: int = 4
     mask_rule: str = "luma"  # luma (Y >= 0.978) | max (max(R,G,B) >= 0.99)
     mask_threshold: typing.Optional[float] = None
+    init_from: str = ""  # start from these weights: a .keras file of the same architecture, or "shipped"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,6 +110,19 @@ def _make_optimizer(cfg: config_lib.ExperimentConfig):
     return keras.optimizers.LossScaleOptimizer(opt) if cfg.runtime.mixed_precision else opt
 
 
+def init_weights(model, source: str) -> None:
+    """Copies the weights of a saved model of the same architecture ("shipped" = the shipped model) into `model`."""
+    from revisp_tf.models import load_reverse_isp
+    from revisp_tf.weights import default_model_path
+
+    path = default_model_path() if source == "shipped" else Path(source)
+    donor = load_reverse_isp(path)
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in donor.weights] != shapes or donor.name != model.name:
+        raise config_lib.ConfigError(f"model.init_from: {path} is a {donor.name} of another size than the configured model")
+    model.set_weights(donor.get_weights())
+
+
 def phase_of(cfg: config_lib.ExperimentConfig, epoch: int) -> int:
     """Index of the optimisation phase that `epoch` (0-based) belongs to."""
     end = 0
@@ -216,6 +229,8 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         model = build_reverse_isp(
             cfg.model.variant, cfg.model.base_filters, cfg.model.depth, cfg.model.mask_threshold, cfg.model.mask_rule
         )
+        if cfg.model.init_from:
+            init_weights(model, cfg.model.init_from)
         train_model = training_model(model)
         optimizer = _make_optimizer(cfg)
         optimizer.build(train_model.trainable_variables)

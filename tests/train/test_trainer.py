@@ -50,7 +50,7 @@ def test_runs_logs_and_is_deterministic(tiny_pairs, tmp_path):
 
 
 def test_finished_run_is_not_overwritten(tiny_pairs, tmp_path):
-    cfg = tiny_config(tiny_pairs, "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: l2}]")
+    cfg = tiny_config(tiny_pairs, "model.variant=baseline", "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: mse_bayer}]")
     trainer.train(cfg, tmp_path / "run", verbose=0)
     with pytest.raises(trainer.RunDirError, match="finished run"):
         trainer.train(cfg, tmp_path / "run", verbose=0)
@@ -62,6 +62,20 @@ def test_unfinished_run_with_other_config_is_refused(tiny_pairs, tmp_path):
     dump_config(tiny_config(tiny_pairs, "model.base_filters=4"), tmp_path / "run" / "config.yaml")
     with pytest.raises(trainer.RunDirError, match="different config"):
         trainer.train(tiny_config(tiny_pairs), tmp_path / "run", verbose=0)
+
+
+def test_init_from_copies_weights(tiny_pairs, tmp_path):
+    cfg = tiny_config(tiny_pairs, "model.variant=baseline", "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: mse_bayer}]")
+    first = trainer.train(cfg, tmp_path / "a", verbose=0)
+    import keras
+
+    model = keras.models.load_model(first.model_path)
+    fresh = trainer.build_reverse_isp("baseline", 2, 2)
+    trainer.init_weights(fresh, str(first.model_path))
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="another size"):
+        trainer.init_weights(trainer.build_reverse_isp("baseline", 4, 2), str(first.model_path))
 
 
 def test_bad_data_fails_before_training(tiny_pairs, tmp_path):
@@ -85,7 +99,7 @@ def test_cli_bad_config_is_one_line(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     lines = [l for l in out.splitlines() if l.startswith("error:")]
-    assert lines == [f"error: {bad}: unknown config key 'model.widht'; expected one of variant, base_filters, depth, mask_rule, mask_threshold"]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: unknown config key 'model.widht'; expected one of variant,")
 
 
 @pytest.mark.slow
