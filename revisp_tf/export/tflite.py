@@ -1,0 +1,305 @@
+"""The whole inference graph (mask, U-Net(s), fusion, mosaic) as one builtin-ops-only TFLite model.
+
+Contract (mobile/README.md): signature `reverse_isp`, input `rgb` float32 (1, H, W, 3) in [0, 1],
+output `bayer` float32 (1, H/2, W/2, 4) packed RGGB in model units.
+
+How it converts (each step avoids a trap listed in FACTS.md):
+- The model is exported with `keras.export.ExportArchive` (named endpoint) and converted with
+  `TFLiteConverter.from_saved_model`, builtin ops only: no Flex ops can sneak in.
+- Keras `UpSampling2D(nearest)` is `tf.repeat`, whose output loses its channel count under
+  dynamic sizes, so conversion fails with "Conv2D needs Flex". The export converts a clone in
+  which each such layer is an equal nearest resize with an explicit reshape (weights shared,
+  not copied); `PadToMultiple` already reshapes explicitly.
+- `quantize`: "none" = float32; "fp16" = float16 weights (dequantized to float32 on x86);
+  "int8" = full-integer quantization (int8 weights and activations, float32 input and output
+  kept) calibrated on a representative dataset, except the overexposure mask path, which stays
+  float32 (selective quantization) so the mask is exactly the float model's. Full-integer is
+  the variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8
+  keeps float activations.
+- After writing (atomically), the file is loaded in the LiteRT interpreter and compared with
+  Keras on sample inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import skimage.data
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+
+from revisp_tf.io.images import atomic_write, read_rgb
+
+SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
+QUANTIZE_MODES = ("none", "fp16", "int8")
+# Photos scikit-image ships (no download), the default calibration and check images.
+_CALIBRATION_SOURCES = ("astronaut", "coffee", "chelsea", "rocket")
+_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+# Ops an int8 export keeps in float32: the mask's luma (MUL, SUM) and threshold (GREATER_EQUAL),
+# and the fusion's products. An 8-bit luma flips the mask of pixels within ~1/255 of Y = 0.978,
+# which hands them to the other net: max error 0.59 instead of 0.012 on a random dual model.
+_FLOAT_OPS = ("MUL", "SUM", "GREATER_EQUAL")
+
+
+@keras.saving.register_keras_serializable(package="revisp_tf")
+class NearestUpsample(keras.layers.Layer):
+    """Nearest-neighbour upsampling by an integer factor that keeps its channel count through TFLite conversion.
+
+    Same values as `keras.layers.UpSampling2D(size, interpolation="nearest")`; converts to one
+    RESIZE_NEAREST_NEIGHBOR op with static or dynamic height and width.
+
+    Args:
+      size: (height factor, width factor).
+    """
+
+    def __init__(self, size=(2, 2), **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(int(s) for s in size)
+
+    def call(self, x):
+        shape = tf.shape(x)
+        h, w = shape[1] * self.size[0], shape[2] * self.size[1]
+        y = tf.image.resize(x, [h, w], method="nearest")
+        return tf.reshape(y, [-1, h, w, x.shape[-1]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportReport:
+    """What `export_tflite` wrote and how closely the TFLite model follows Keras."""
+
+    path: Path
+    quantize: str
+    input_shape: tuple
+    size_bytes: int
+    ops: tuple[str, ...]
+    max_abs_error: float
+    mean_abs_error: float
+    checks: tuple[tuple[tuple[int, int], float, float], ...]  # ((H, W), max abs, mean abs) per check size
+    convert_seconds: float
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one fact per line."""
+        shape = "x".join("?" if s is None else str(s) for s in self.input_shape)
+        out = [
+            f"wrote {self.path} ({self.size_bytes / 1e6:.2f} MB, {self.quantize}, converted in {self.convert_seconds:.1f} s)",
+            f"signature {SIGNATURE}: {INPUT} float32 {shape} -> {OUTPUT} float32 packed RGGB",
+            f"ops ({len(self.ops)}, builtin only): {', '.join(self.ops)}",
+        ]
+        for (h, w), mx, mean in self.checks:
+            out.append(f"LiteRT vs Keras at {h}x{w}: max abs error {mx:.3g}, mean abs error {mean:.3g}")
+        return out
+
+
+def _check_size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size: expected (height, width) or None for dynamic, got {size!r}") from None
+    if h <= 0 or w <= 0 or h % 2 or w % 2:
+        raise ValueError(f"size: expected positive even height and width (whole 2x2 CFA tiles), got {h}x{w}")
+    return h, w
+
+
+def convertible(model: keras.Model) -> keras.Model:
+    """A clone of `model` sharing its weights, with `UpSampling2D(nearest)` replaced by `NearestUpsample`."""
+
+    def swap(layer):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            if layer.interpolation != "nearest" or layer.data_format != "channels_last":
+                raise ValueError(f"{layer.name}: only channels-last nearest upsampling converts, got {layer.interpolation}")
+            return NearestUpsample(layer.size, name=layer.name)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=swap, recursive=True)
+
+
+def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre crop to `size`, after an upscale if the image is smaller."""
+    h, w = size
+    scale = max(h / img.shape[0], w / img.shape[1], 1.0)
+    if scale > 1.0:
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w], np.float32)
+
+
+def calibration_images(size=(504, 504), count: int = 8, paths: Iterable | None = None) -> list[np.ndarray]:
+    """(H, W, 3) float32 RGB images: the given image files, or crops of scikit-image's sample photos.
+
+    The generated ones are brightened by gains up to 2x so blown-out highlights (mask on) are
+    represented, as in phone shots.
+    """
+    size = _check_size(size) or (504, 504)
+    if paths is not None:
+        return [_fit(read_rgb(p), size) for p in list(paths)[:count]]
+    images = []
+    for i in range(count):
+        photo = getattr(skimage.data, _CALIBRATION_SOURCES[i % len(_CALIBRATION_SOURCES)])()[..., :3]
+        rgb = photo.astype(np.float32) / 255.0
+        gain = 1.0 + i / max(count - 1, 1)
+        images.append(np.clip(_fit(rgb, size) * gain, 0.0, 1.0))
+    return images
+
+
+def _as_images(data, size) -> list[np.ndarray]:
+    """Validated float32 (H, W, 3) images from arrays or paths, fitted to a static `size`."""
+    images = []
+    for item in data:
+        img = read_rgb(item) if isinstance(item, (str, Path)) else np.asarray(item, np.float32)
+        if img.ndim == 4 and img.shape[0] == 1:
+            img = img[0]
+        if img.ndim != 3 or img.shape[-1] != 3 or img.shape[0] % 2 or img.shape[1] % 2:
+            raise ValueError(f"representative/check image: expected (H, W, 3) with H and W even, got {img.shape}")
+        if not (img.min() >= 0.0 and img.max() <= 1.0):
+            raise ValueError(f"representative/check image: expected values in [0, 1], got {img.min():.4g}..{img.max():.4g}")
+        images.append(_fit(img, size) if size else np.ascontiguousarray(img, np.float32))
+    if not images:
+        raise ValueError("representative/check data: expected at least one image")
+    return images
+
+
+def _saved_model(model: keras.Model, directory: str, size) -> None:
+    shape = (1, *size, 3) if size else (1, None, None, 3)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        SIGNATURE,
+        lambda rgb: {OUTPUT: model(rgb, training=False)},
+        input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT)],
+    )
+    archive.write_out(directory, verbose=False)
+
+
+def _convert(saved_dir: str, quantize: str, representative: list[np.ndarray]) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize != "int8":
+        return converter.convert()
+    dataset = lambda: ([img[None]] for img in representative)  # noqa: E731
+    converter.representative_dataset = dataset
+    # Selective quantization: the mask path stays float32 (see _FLOAT_OPS).
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(_FLOAT_OPS))
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def tflite_ops(model_bytes: bytes) -> tuple[str, ...]:
+    """Sorted operator names of a .tflite flatbuffer (custom ops by their custom code, e.g. FlexConv2D)."""
+    m = schema.Model.GetRootAs(model_bytes, 0)
+    ops = set()
+    for i in range(m.OperatorCodesLength()):
+        code = m.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        ops.add(code.CustomCode().decode() if builtin == schema.BuiltinOperator.CUSTOM else _BUILTIN_NAMES[builtin])
+    return tuple(sorted(ops))
+
+
+def run_tflite(interpreter: Interpreter, rgb: np.ndarray) -> np.ndarray:
+    """One (H, W, 3) image through the `reverse_isp` signature (input resized if the model is dynamic)."""
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    return runner(**{INPUT: np.asarray(rgb, np.float32)[None]})[OUTPUT][0]
+
+
+def export_tflite(
+    model: keras.Model,
+    out_path,
+    *,
+    quantize: str = "none",
+    size=(504, 504),
+    representative_data: Iterable | None = None,
+    check_data: Iterable | None = None,
+    check_sizes=((256, 384),),
+    num_threads: int = 2,
+) -> ExportReport:
+    """Converts `model` (RGB -> packed bayer) to one TFLite file and checks it against Keras.
+
+    Args:
+      model: a model from `build_reverse_isp` (any variant), BatchNorm run in inference mode.
+      out_path: the .tflite file, written to a temporary name and renamed.
+      quantize: "none" (float32), "fp16" (float16 weights) or "int8" (full-integer, float I/O).
+      size: (H, W) of the static input, or None for dynamic height and width (batch is 1).
+      representative_data: int8 calibration images (arrays or image paths, (H, W, 3) in [0, 1]);
+        default `calibration_images()`. Real photos of the target camera calibrate best.
+      check_data: images compared between LiteRT and Keras; default the first two calibration images.
+      check_sizes: for a dynamic model, extra (H, W) centre crops the check also runs at.
+      num_threads: LiteRT threads for the check.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize={quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
+    size = _check_size(size)
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {out_path}: directory {out_path.parent} does not exist")
+    fit = size or (504, 504)
+    representative = _as_images(representative_data, size) if representative_data is not None else calibration_images(fit)
+    checks = _as_images(check_data, size) if check_data is not None else representative[:2]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        _saved_model(convertible(model), tmp, size)
+        flatbuffer = _convert(tmp, quantize, representative if quantize == "int8" else [])
+    seconds = time.perf_counter() - start
+    ops = tflite_ops(flatbuffer)
+    custom = [op for op in ops if op not in _BUILTIN_NAMES.values()]
+    if custom:
+        raise ValueError(f"{out_path}: conversion produced non-builtin ops {custom}; the model must convert with builtins only")
+    with atomic_write(out_path) as tmp_path:
+        tmp_path.write_bytes(flatbuffer)
+    results = _compare(model, out_path, checks, () if size else check_sizes, num_threads)
+    errors = np.concatenate([r[3] for r in results])
+    return ExportReport(
+        path=out_path,
+        quantize=quantize,
+        input_shape=(1, *size, 3) if size else (1, None, None, 3),
+        size_bytes=out_path.stat().st_size,
+        ops=ops,
+        max_abs_error=float(errors.max()),
+        mean_abs_error=float(errors.mean()),
+        checks=tuple((hw, mx, mean) for hw, mx, mean, _ in results),
+        convert_seconds=seconds,
+    )
+
+
+def _centre_crop(img: np.ndarray, h: int, w: int) -> np.ndarray | None:
+    if img.shape[0] < h or img.shape[1] < w:
+        return None
+    y0, x0 = (img.shape[0] - h) // 4 * 2, (img.shape[1] - w) // 4 * 2  # even offsets keep the CFA phase
+    return img[y0 : y0 + h, x0 : x0 + w]
+
+
+def _compare(model, path: Path, images, extra_sizes, num_threads: int):
+    """Per input size: ((H, W), max abs error, mean abs error, all abs errors) of LiteRT against Keras."""
+    groups: dict[tuple[int, int], list[np.ndarray]] = {}
+    for img in images:
+        groups.setdefault(img.shape[:2], []).append(img)
+    for h, w in map(_check_size, extra_sizes):
+        crops = [c for c in (_centre_crop(img, h, w) for img in images) if c is not None]
+        if not crops:
+            raise ValueError(f"check size {h}x{w}: larger than every check image")
+        groups.setdefault((h, w), []).extend(crops)
+    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    results = []
+    for (h, w), batch in groups.items():
+        err = np.concatenate([np.abs(run_tflite(interpreter, x) - model.predict_on_batch(x[None])[0]).ravel() for x in batch])
+        results.append(((int(h), int(w)), float(err.max()), float(err.mean()), err))
+    return results

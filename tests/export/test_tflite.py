@@ -1,0 +1,184 @@
+"""TFLite export: LiteRT against Keras, on the real AIM 2022 S7 patches and on generated images.
+
+Small random models (`lively_model`, base width 4, depth 4 as in the paper) keep conversion
+fast; `mobile/benchmark_litert.py --export-width 64` exports and checks the paper's width.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from revisp_tf.export import calibration_images, export_tflite, tflite_ops
+from revisp_tf.export.tflite import NearestUpsample, convertible
+from tests.conftest import REALDATA, REPO, read_jpeg_rgb
+from tests.lively import generated_frame, lively_model
+
+# Scene 78 is the overexposed one (78_30: 13 % of pixels over the mask threshold).
+REAL_NAMES = ("78_30.jpg", "78_8.jpg", "48_29.jpg", "10_0.jpg")
+
+
+def real_patches():
+    return [read_jpeg_rgb(REALDATA / "aim22_s7_rgb" / n) for n in REAL_NAMES]
+
+
+def litert(path, rgb):
+    """Runs one image through the `reverse_isp` signature, resizing the input tensor explicitly."""
+    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, [1, *rgb.shape])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, rgb[None].astype(np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+
+
+def keras_out(model, rgb):
+    return model.predict_on_batch(rgb[None])[0]
+
+
+@pytest.fixture(scope="module")
+def single_static(tmp_path_factory):
+    model = lively_model("single", depth=4)
+    path = tmp_path_factory.mktemp("single") / "single.tflite"
+    return model, export_tflite(model, path, size=(504, 504))
+
+
+@pytest.fixture(scope="module")
+def dual_dynamic(tmp_path_factory):
+    model = lively_model("dual", depth=4)
+    path = tmp_path_factory.mktemp("dual") / "dual.tflite"
+    return model, export_tflite(model, path, size=None)
+
+
+def test_contract_signature_names_shapes_dtypes(single_static, dual_dynamic):
+    for (_, report), shape in ((single_static, [1, 504, 504, 3]), (dual_dynamic, [1, -1, -1, 3])):
+        interpreter = Interpreter(model_path=str(report.path))
+        assert interpreter.get_signature_list() == {"reverse_isp": {"inputs": ["rgb"], "outputs": ["bayer"]}}
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        assert inp["dtype"] == np.float32 and out["dtype"] == np.float32
+        assert inp["shape_signature"].tolist() == shape
+        assert out["shape_signature"][-1] == 4  # dynamic models leave batch, height and width open
+        interpreter.resize_tensor_input(inp["index"], [1, 504, 504, 3])
+        interpreter.allocate_tensors()
+        interpreter.invoke()  # a dynamic model knows its output shape only after running
+        assert interpreter.get_output_details()[0]["shape"].tolist() == [1, 252, 252, 4]
+    assert sorted(p.name for p in report.path.parent.iterdir()) == ["dual.tflite"]  # no temporary left behind
+
+
+def test_only_builtin_ops(single_static, dual_dynamic, capsys):
+    for _, report in (single_static, dual_dynamic):
+        ops = tflite_ops(report.path.read_bytes())
+        assert ops == report.ops and "CONV_2D" in ops and "RESIZE_NEAREST_NEIGHBOR" in ops
+        assert not any(op.startswith("Flex") for op in ops)
+        # Independent check: TFLite's own analyzer lists every op; Flex ops would show as FlexXxx / CUSTOM.
+        tf.lite.experimental.Analyzer.analyze(model_path=str(report.path))
+        text = capsys.readouterr().out
+        assert "Op#0" in text and "Flex" not in text and "CUSTOM" not in text
+
+
+def test_fp32_matches_keras_on_generated_images(single_static, dual_dynamic):
+    for model, report in (single_static, dual_dynamic):
+        assert report.max_abs_error <= 1e-4  # the export's own check, on calibration_images()
+        rgb = generated_frame(504, 504, seed=3)
+        np.testing.assert_allclose(litert(report.path, rgb), keras_out(model, rgb), atol=1e-4, rtol=0)
+    model, report = dual_dynamic
+    rgb = generated_frame(256, 384, seed=4)
+    got = litert(report.path, rgb)
+    assert got.shape == (128, 192, 4)
+    np.testing.assert_allclose(got, keras_out(model, rgb), atol=1e-4, rtol=0)
+    assert [c[0] for c in report.checks] == [(504, 504), (256, 384)]
+
+
+def test_fp32_matches_keras_on_real_patches(realdata, single_static, dual_dynamic):
+    for model, report in (single_static, dual_dynamic):
+        for rgb in real_patches():
+            want = keras_out(model, rgb)
+            assert want.std() > 0.01  # the model's output is not flat on these patches
+            np.testing.assert_allclose(litert(report.path, rgb), want, atol=1e-4, rtol=0)
+    model, report = dual_dynamic
+    crop = real_patches()[0][100:356, 60:444]  # 256x384 at an even offset
+    np.testing.assert_allclose(litert(report.path, crop), keras_out(model, crop), atol=1e-4, rtol=0)
+
+
+def test_nearest_upsample_equals_keras_upsampling():
+    x = np.random.default_rng(0).random((2, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(NearestUpsample((2, 2))(x).numpy(), keras.layers.UpSampling2D(2)(x).numpy())
+    np.testing.assert_array_equal(NearestUpsample((2, 2))(x).numpy(), x.repeat(2, axis=1).repeat(2, axis=2))
+    model = lively_model("dual", depth=2)
+    clone = convertible(model)
+    assert all(a is b for a, b in zip(clone.weights, model.weights))  # shared, not copied
+    assert not any(isinstance(l, keras.layers.UpSampling2D) for u in clone.layers if isinstance(u, keras.Model) for l in u.layers)
+    rgb = generated_frame(40, 56)
+    np.testing.assert_array_equal(keras_out(clone, rgb), keras_out(model, rgb))
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    model = lively_model("single", depth=2)
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        export_tflite(model, tmp_path / "m.tflite", quantize="int4")
+    with pytest.raises(ValueError, match="even height and width"):
+        export_tflite(model, tmp_path / "m.tflite", size=(505, 504))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        export_tflite(model, tmp_path / "m.tflite", check_data=[np.full((8, 8, 3), 2.0, np.float32)])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_tflite(model, tmp_path / "missing" / "m.tflite")
+    assert not list(tmp_path.iterdir())
+
+
+def test_calibration_images_are_real_photos_with_highlights():
+    images = calibration_images((504, 504), count=4)
+    assert all(img.shape == (504, 504, 3) and img.dtype == np.float32 for img in images)
+    luma = [0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2] for img in images]
+    assert max(np.mean(y >= 0.978) for y in luma) > 0.01  # some overexposed pixels to calibrate the mask path
+    assert all(img.std() > 0.1 for img in images)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, size", [("single", None), ("dual", (504, 504))])
+def test_fp32_other_variant_size_pairs(tmp_path, variant, size):
+    model = lively_model(variant, depth=4)
+    check = real_patches()[:2] if REALDATA.is_dir() else [generated_frame(504, 504, seed=5)]
+    report = export_tflite(model, tmp_path / "m.tflite", size=size, check_data=check)
+    assert report.max_abs_error <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize, max_error, mean_error", [("fp16", 5e-3, 5e-4), ("int8", 0.05, 0.01)])
+def test_quantized_exports_stay_close(tmp_path, dual_dynamic, quantize, max_error, mean_error):
+    model, fp32 = dual_dynamic
+    real = sorted((REALDATA / "aim22_s7_rgb").glob("*.jpg"))[::12] if REALDATA.is_dir() else None
+    calibration = calibration_images((504, 504), count=16, paths=real)
+    check = real_patches() if REALDATA.is_dir() else [generated_frame(504, 504, seed=6)]
+    report = export_tflite(
+        model, tmp_path / "m.tflite", quantize=quantize, size=None, representative_data=calibration, check_data=check
+    )
+    assert report.size_bytes < 0.6 * fp32.size_bytes
+    assert report.max_abs_error <= max_error and report.mean_abs_error <= mean_error
+    if quantize == "int8":
+        interpreter = Interpreter(model_path=str(report.path))
+        kernels = [t["shape"] for t in interpreter.get_tensor_details() if t["dtype"] == np.int8 and len(t["shape"]) == 4]
+        conv_weights = [s for s in kernels if s[0] > 1 and s[1:3].tolist() in ([3, 3], [1, 1])]
+        assert len(conv_weights) >= 46  # the 46 3x3/1x1 conv kernels of both U-Nets are int8
+        details = interpreter.get_tensor_details()
+        threshold = [op for op in interpreter._get_ops_details() if op["op_name"] == "GREATER_EQUAL"]
+        assert threshold and all(details[i]["dtype"] == np.float32 for op in threshold for i in op["inputs"])  # mask in float
+
+
+def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path):
+    """mobile/run_litert.py (LiteRT only, no TensorFlow) on an image file gives the Keras output."""
+    import importlib.util
+
+    import cv2
+
+    spec = importlib.util.spec_from_file_location("run_litert", REPO / "mobile" / "run_litert.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    model, report = dual_dynamic
+    rgb16 = np.round(generated_frame(96, 160, seed=7) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "frame.png"), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    assert runner.main([str(report.path), str(tmp_path / "frame.png"), "--out", str(tmp_path / "out"), "--num-threads", "1"]) == 0
+    want = keras_out(model, rgb16.astype(np.float32) / 65535)
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "frame.npy"), want, atol=1e-4, rtol=0)
+    assert runner.main([str(report.path), str(tmp_path / "missing.png"), "--out", str(tmp_path / "out")]) == 2
