@@ -139,3 +139,22 @@ class Mosaic(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cfa": self.cfa}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Clamp01(keras.layers.Layer):
+    """Clamps to [0, 1] (the authors' `torch.clamp`), with a straight-through gradient in training.
+
+    The forward value is the clamp in training and inference alike. In training the gradient
+    passes through as if there were no clamp: with a hard clamp, a fresh net regressing dark RAW
+    (means around 0.1) drives about half its outputs below 0, where they get no gradient and stay.
+    """
+
+    def call(self, x, training=None):
+        clamped = tf.clip_by_value(x, 0.0, 1.0)
+        if training:
+            return x + tf.stop_gradient(clamped - x)
+        return clamped
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

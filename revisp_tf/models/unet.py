@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from revisp_tf.models.layers import CropLike, PadToMultiple
+from revisp_tf.models.layers import Clamp01, CropLike, PadToMultiple
 
 # PyTorch BatchNorm2d defaults (eps 1e-5, running-average momentum 0.1 == Keras momentum 0.9).
 # Synchronized across replicas so a multi-GPU run normalises over the global batch, as one GPU would.
@@ -64,5 +64,5 @@ def build_unet(
         x = _conv_block(x, filters[level], f"dec{level + 1}")
     x = keras.layers.Conv2D(out_channels, 1, name="head")(x)
     x = CropLike(multiple, name="crop")([x, inputs])
-    outputs = keras.layers.ReLU(max_value=1.0, name="clamp")(x)
+    outputs = Clamp01(name="clamp")(x)
     return keras.Model(inputs, outputs, name=name)
