@@ -120,3 +120,18 @@ def test_model_call_rejects_odd_and_out_of_range():
 def test_unknown_variant():
     with pytest.raises(ValueError, match="unknown variant 'triple'"):
         build_reverse_isp("triple")
+
+
+def test_clamp_is_straight_through_only_in_training():
+    import tensorflow as tf
+
+    from revisp_tf.models.layers import Clamp01
+
+    x = tf.constant([-0.5, 0.25, 1.5])
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = Clamp01()(x, training=training)
+        np.testing.assert_array_equal(y.numpy(), [0.0, 0.25, 1.0])
+        grad = tape.gradient(tf.reduce_sum(y), x).numpy()
+        np.testing.assert_array_equal(grad, [1.0, 1.0, 1.0] if training else [0.0, 1.0, 0.0])
