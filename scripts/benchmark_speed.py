@@ -1,0 +1,518 @@
+"""Speed of the reverse ISP on this machine: inference, FLOP rates against the matmul ceiling, training, input.
+
+    python scripts/benchmark_speed.py            # the full run: about 20 min on 2 CPU cores
+    python scripts/benchmark_speed.py --quick    # a few minutes (see --quick below for what it cuts)
+    python scripts/benchmark_speed.py --variants dual --repeats 5 --skip-tflite
+
+Prints one table. Every timing is the median of --repeats runs after one untimed warm-up run;
+all rates and ratios come from this one run of the script, so they share its machine load.
+
+- Ceiling: the fp32 rate of a 4096 x 4096 tf.linalg.matmul (median of --matmul-repeats),
+  measured before and after the inference timings; the higher median is the ceiling.
+- FLOPs per 504 x 504 patch: 2 K K Cin Cout Hout Wout summed over the Conv2D ops of the
+  traced model (the U-Nets pad 504 to 512), cross-checked against a closed form of the authors'
+  U-Net and against tf.compat.v1.profiler's count of the whole graph.
+- Inference per 504 x 504 patch at paper width (base 64), batch 1: Keras through a
+  tf.function, and TFLite fp32 / fp16 / int8 (revisp_tf.export.export_tflite, static 504 input;
+  int8 is full-integer) timed by mobile/benchmark_litert.py on the LiteRT interpreter (XNNPACK,
+  2 threads); seconds, GFLOP/s and the fraction of the ceiling.
+- Full frame: one revisp_tf.inference.infer_tiled pass over a 12 MP (3024 x 4032) frame at
+  paper width, run by scripts/benchmark_inference_memory.py's `child` (time, peak RSS, working
+  memory); then that script's 12 MP vs 48 MP memory comparison at a small width
+  (--memory-base-filters: 48 MP at paper width would take over half an hour here).
+- Training images/s: the paper's dual model at base 64 with the paper losses (LPIPS-Alex,
+  MS-SSIM-L1, L2; Adam) at --train-crop / --train-batch (default batch 1 at 504: the paper's
+  batch 6 would need ~35 GiB and ~6 min a step here; batch 1 peaks at ~6.5 GiB), and the demo
+  config exactly as configured. Random data, so only the step is timed.
+  Same step as the trainer: revisp_tf.train.trainer.replica_gradients + apply_gradients.
+- Input pipeline: the tf.data rate of scripts/benchmark_input.py and its ratio to the
+  training rate of a base-32 U-Net (the data issue's "at least 5x"), and to the paper model's.
+
+Heavy sections run in fresh processes (spawned) so that one section's memory never counts
+against the next and each peak-memory figure is that section's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "scripts"), str(REPO / "mobile")]  # the sibling benchmarks, imported as modules
+
+PATCH = 504  # AIM 2022 S7 patch
+FRAME_12MP = (3024, 4032)  # Samsung S7 full frame
+THREADS = 2
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+_EXPORT_MODE = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # revisp_tf.export.tflite names
+QUICK = dict(
+    variants="single", repeats=1, matmul_repeats=3, quantizations="fp32", frame_variant="single",
+    frame_size="1008x1008", skip_memory=True, train_crop=256, train_steps=1,
+    input_examples=12, input_runs=2, unet_steps=1,
+)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    """The SIMD extensions that matter for conv speed, as listed in /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile")
+    return " ".join(f for f in wanted if f in flags) or "none of avx2/fma/avx512"
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def isolated(fn, *args):
+    """Runs fn(*args) in a fresh spawned process; returns (its result, that process's peak RSS in bytes)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_with_peak, fn, *args).result()
+
+
+def _with_peak(fn, *args):
+    result = fn(*args)
+    return result, peak_rss_bytes()
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of fn() over `repeats` calls, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------- ceiling and FLOPs
+
+
+def matmul_gflops(n: int, repeats: int) -> float:
+    """Median fp32 GFLOP/s of an n x n by n x n tf.linalg.matmul (2 n^3 FLOPs) on this process's threads."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n), dtype=tf.float32, seed=1)
+    b = tf.random.uniform((n, n), dtype=tf.float32, seed=2)
+    product = tf.function(lambda: tf.linalg.matmul(a, b))
+    return 2 * n**3 / median_seconds(product, repeats) / 1e9  # eager CPU ops return when done
+
+
+def unet_conv_flops(height: int, width: int, in_channels: int, out_channels: int, base: int, depth: int) -> int:
+    """Closed-form conv FLOPs of the authors' U-Net (unet.py) on one padded (height, width) input.
+
+    Per level l at (H / 2^l)^2 px with f = base 2^l filters: encoder 3x3 convs cin -> f -> f;
+    for l < depth also the up conv 2f -> f, and the decoder convs 2f -> f -> f; a 1x1 head.
+    """
+    total = 0
+    cin = in_channels
+    for level in range(depth + 1):
+        f = base * 2**level
+        px = (height >> level) * (width >> level)
+        total += 9 * (cin * f + f * f) * px
+        if level < depth:
+            total += 9 * (2 * f * f + 2 * f * f + f * f) * px  # up conv, decoder a, decoder b
+        cin = f
+    total += base * out_channels * height * width  # 1x1 head
+    return 2 * total
+
+
+def traced_graph(model, size: int):
+    """The graph of `model` on one (1, size, size, 3) input, traced through a tf.function."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False))
+    return fn.get_concrete_function(tf.TensorSpec((1, size, size, 3), tf.float32)).graph
+
+
+def graph_conv_flops(graph) -> int:
+    """2 K K Cin Cout Hout Wout (batch included) summed over the Conv2D ops of a traced graph."""
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "Conv2D":
+            kh, kw, cin, _ = op.inputs[1].shape.as_list()
+            total += 2 * kh * kw * cin * int(np.prod(op.outputs[0].shape.as_list()))
+    return total
+
+
+def profiler_flops(graph) -> int:
+    """tf.compat.v1.profiler's float-operation count of a whole graph (convs, BatchNorm, ReLU, ...)."""
+    import tensorflow as tf
+
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def flop_counts(variant: str, base: int, depth: int, size: int) -> dict:
+    """FLOPs of one forward pass of the variant at size x size: traced convs, closed form, profiler."""
+    from revisp_tf.models import build_reverse_isp
+
+    model = build_reverse_isp(variant, base, depth)
+    graph = traced_graph(model, size)
+    padded = -(-size // 2**depth) * 2**depth
+    nets, cin, cout = {"baseline": (1, 3, 4), "single": (1, 4, 3), "dual": (2, 4, 3)}[variant]
+    return {
+        "conv": graph_conv_flops(graph),
+        "closed_form": nets * unet_conv_flops(padded, padded, cin, cout, base, depth),
+        "profiler": profiler_flops(graph),
+    }
+
+
+# ---------------------------------------------------------------- inference per patch
+
+
+def sample_rgb(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Uniform random RGB in [0, 1] with a clipped corner, so the overexposure mask is not empty."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, height, width, 3), dtype=np.float32)
+    x[:, : height // 4, : width // 4] = 1.0
+    return x
+
+
+def keras_patch_seconds(variant: str, base: int, depth: int, repeats: int) -> float:
+    """Median seconds of one 504 x 504 patch through the Keras model in a tf.function (batch 1)."""
+    import tensorflow as tf
+
+    from revisp_tf.models import build_reverse_isp
+
+    model = build_reverse_isp(variant, base, depth)
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, PATCH, PATCH, 3))])
+    x = tf.constant(sample_rgb(1, PATCH, PATCH))
+    return median_seconds(lambda: fn(x).numpy(), repeats)
+
+
+def tflite_patch_seconds(variant: str, base: int, depth: int, quantize: str, repeats: int) -> dict:
+    """Median seconds of one 504 x 504 patch of the exported TFLite model on LiteRT (XNNPACK, 2 threads).
+
+    Timed by mobile/benchmark_litert.py's `time_model`. Also the export's max abs difference
+    from Keras on one check image (int8 calibrated on two images: enough for timing, not quality).
+    """
+    import benchmark_litert
+
+    from revisp_tf.export import calibration_images, export_tflite
+    from revisp_tf.models import build_reverse_isp
+
+    model = build_reverse_isp(variant, base, depth)
+    images = calibration_images((PATCH, PATCH), count=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = export_tflite(
+            model, Path(tmp) / "model.tflite", quantize=_EXPORT_MODE[quantize], size=(PATCH, PATCH),
+            representative_data=images, check_data=images[:1], num_threads=THREADS,
+        )
+        ms = benchmark_litert.time_model(report.path, sample_rgb(1, PATCH, PATCH)[0], THREADS, repeats)
+    seconds = statistics.median(ms) / 1000
+    return {"seconds": seconds, "max_abs_error": report.max_abs_error, "megabytes": report.size_bytes / 1e6}
+
+
+def inference_section(variants, base: int, depth: int, repeats: int, matmul_n: int, matmul_repeats: int, quantizations):
+    """Matmul ceiling before and after the per-patch timings, all in this one process: {(variant, engine): figures}."""
+    result = {"matmul_before": matmul_gflops(matmul_n, matmul_repeats), "patch": {}}
+    for variant in variants:
+        figures = {"seconds": keras_patch_seconds(variant, base, depth, repeats)}
+        result["patch"][(variant, "Keras tf.function")] = figures
+        print(f"  {variant} Keras: {figures['seconds']:.2f} s", flush=True)
+        for q in quantizations:
+            figures = tflite_patch_seconds(variant, base, depth, q, repeats)
+            result["patch"][(variant, f"TFLite {q}")] = figures
+            print(f"  {variant} TFLite {q}: {figures['seconds']:.2f} s", flush=True)
+    result["matmul_after"] = matmul_gflops(matmul_n, matmul_repeats)
+    return result
+
+
+# ---------------------------------------------------------------- full frame
+
+
+def frame_figures(variant: str, base: int, depth: int, height: int, width: int, tile: int, overlap: int) -> dict:
+    """One infer_tiled pass over a full frame, by scripts/benchmark_inference_memory.py's `child`:
+    seconds (first tile includes tracing), peak RSS and working memory; plus the tile count."""
+    import benchmark_inference_memory
+
+    from revisp_tf.inference import tile_starts
+
+    args = argparse.Namespace(
+        child=(height, width), variant=variant, base_filters=base, depth=depth, tile=tile, overlap=overlap, batch_size=1
+    )
+    figures = benchmark_inference_memory.child(args)
+    align = 2**depth  # the U-Nets' pooling grid, as infer_tiled aligns tiles
+    rows, cols = (len(tile_starts(n, tile, overlap, align)[0]) for n in (height, width))
+    figures["tiles"] = rows * cols
+    return figures
+
+
+def memory_comparison(variant: str, base: int, tile: int, overlap: int) -> tuple:
+    """Runs scripts/benchmark_inference_memory.py (12 MP vs 48 MP, each in its own process); (name, value, met)."""
+    import subprocess
+
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark_inference_memory.py"), "--variant", variant,
+           "--base-filters", str(base), "--tile", str(tile), "--overlap", str(overlap)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    print(proc.stdout.rstrip(), flush=True)
+    name = "full-frame working memory 48 vs 12 MP within 10%"
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("working memory")]
+    if not lines:
+        print(proc.stderr[-2000:])
+        return (name, "failed", False)
+    return (name, lines[0].split(":", 1)[1].split()[0], proc.returncode == 0)
+
+
+# ---------------------------------------------------------------- training
+
+
+def sample_batch(batch: int, crop: int, seed: int = 0) -> dict:
+    """A training batch with the pipeline's keys: rgb, demosaiced (full resolution) and its packed raw."""
+    from revisp_tf.isp.bayer import mosaic
+
+    rgb = sample_rgb(batch, crop, crop, seed)
+    demosaiced = np.random.default_rng(seed + 1).random((batch, crop, crop, 3), dtype=np.float32)
+    return {"rgb": rgb, "demosaiced": demosaiced, "raw": mosaic(demosaiced).numpy()}
+
+
+def training_images_per_second(config_path: str, overrides: tuple, steps: int) -> dict:
+    """Median images/s of the trainer's step (first phase's loss) for a config, after one warm-up step.
+
+    The step is the trainer's (replica_gradients + apply_gradients in a tf.function) without the
+    one-device strategy wrapper, on random data of the pipeline's shapes.
+    """
+    import keras
+    import tensorflow as tf
+
+    from revisp_tf.models import build_reverse_isp, training_model
+    from revisp_tf.train.config import load_config
+    from revisp_tf.train.objectives import build_objective, needs_lpips
+    from revisp_tf.train.trainer import replica_gradients
+
+    cfg = load_config(REPO / config_path, overrides)
+    m, phase = cfg.model, cfg.optim.phases[0]
+    keras.utils.set_random_seed(cfg.runtime.seed)
+    model = build_reverse_isp(m.variant, m.base_filters, m.depth, m.mask_threshold, m.mask_rule)
+    train_model = training_model(model)
+    optimizer = keras.optimizers.Adam(phase.learning_rate, weight_decay=cfg.optim.weight_decay or None)
+    optimizer.build(train_model.trainable_variables)
+    lpips_fn = None
+    if needs_lpips(cfg) and phase.loss == "paper":
+        from revisp_tf.losses.lpips import LPIPSAlex
+
+        lpips_fn = LPIPSAlex(name="lpips")
+    objective = build_objective(cfg, phase.loss, lpips_fn)
+    batch_size = cfg.data.batch_size
+
+    @tf.function
+    def step(batch):
+        terms, grads = replica_gradients(train_model, objective, batch, batch_size)
+        optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
+        return terms["total"]
+
+    batch = {k: tf.constant(v) for k, v in sample_batch(batch_size, cfg.data.crop).items()}
+    seconds = median_seconds(lambda: step(batch).numpy(), steps)
+    return {
+        "images_per_s": batch_size / seconds,
+        "seconds_per_step": seconds,
+        "what": f"{m.variant} base {m.base_filters}, {phase.loss} loss, batch {batch_size} at {cfg.data.crop}^2",
+    }
+
+
+# ---------------------------------------------------------------- input pipeline
+
+
+def input_pipeline_rates(examples: int, runs: int, batches: int, unet_steps: int) -> dict:
+    """tf.data images/s (S7 setting, 504 crops of 504 patches) and the base-32 U-Net training images/s."""
+    import benchmark_input
+
+    from revisp_tf.data.scan import scan_pairs
+    from revisp_tf.isp.sensor import SAMSUNG_S7
+
+    with tempfile.TemporaryDirectory() as tmp:
+        benchmark_input.write_dataset(Path(tmp), examples, PATCH)
+        pairs = scan_pairs(Path(tmp), sensor=SAMSUNG_S7)
+        pipeline = benchmark_input.pipeline_rate(pairs, "transpose", runs, batches)
+    return {"pipeline": pipeline, "unet32_train": benchmark_input.unet_training_rate(unet_steps)}
+
+
+# ---------------------------------------------------------------- report
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="single,dual", help="comma-separated: baseline, single, dual")
+    parser.add_argument("--base-filters", type=int, default=64, help="U-Net width (64 = the paper's)")
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per inference figure (median)")
+    parser.add_argument("--matmul-n", type=int, default=4096)
+    parser.add_argument("--matmul-repeats", type=int, default=5)
+    parser.add_argument("--skip-tflite", action="store_true")
+    parser.add_argument("--quantizations", default=",".join(QUANTIZATIONS), help="TFLite modes: fp32, fp16, int8")
+    parser.add_argument("--frame-variant", default="dual", help="variant run on the full frame; 'none' skips it")
+    parser.add_argument("--frame-size", default=f"{FRAME_12MP[0]}x{FRAME_12MP[1]}", help="HxW of the full frame")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 12 MP vs 48 MP peak-memory comparison")
+    parser.add_argument("--memory-base-filters", type=int, default=8,
+                        help="U-Net width of the 12 vs 48 MP memory runs (48 MP at 64 takes over half an hour)")
+    parser.add_argument("--train-crop", type=int, default=504, help="crop of the paper-model training measurement")
+    parser.add_argument("--train-batch", type=int, default=1, help="batch of the paper-model training measurement")
+    parser.add_argument("--train-steps", type=int, default=2, help="timed training steps (median)")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--input-examples", type=int, default=36)
+    parser.add_argument("--input-runs", type=int, default=5)
+    parser.add_argument("--unet-steps", type=int, default=3, help="timed base-32 U-Net steps (batch 6 at 504)")
+    parser.add_argument("--skip-input", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a few minutes: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                                          for k, v in QUICK.items()),
+    )
+    if parser.parse_known_args(argv)[0].quick:
+        parser.set_defaults(**QUICK)  # explicit options still win
+    args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in args.variants:
+        if v not in ("baseline", "single", "dual"):
+            parser.error(f"--variants: {v!r} is not one of baseline, single, dual")
+    args.quantizations = [] if args.skip_tflite else [q.strip() for q in args.quantizations.split(",") if q.strip()]
+    for q in args.quantizations:
+        if q not in QUANTIZATIONS:
+            parser.error(f"--quantizations: {q!r} is not one of {', '.join(QUANTIZATIONS)}")
+    try:
+        args.frame_hw = tuple(int(s) for s in args.frame_size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--frame-size: expected HxW such as 3024x4032, got {args.frame_size!r}")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    targets = []
+    print(f"revisp-tf speed benchmark, {time.strftime('%Y-%m-%d %H:%M')}{'  (--quick)' if args.quick else ''}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores ({cpu_flags()}), Python {platform.python_version()}")
+    print("accelerator: none (no GPU was available to this task): every figure is CPU")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"U-Nets at base {args.base_filters}, depth {args.depth}; each timing is the median of {args.repeats} runs")
+
+    flops = {v: isolated(flop_counts, v, args.base_filters, args.depth, PATCH)[0] for v in args.variants}
+    for v, f in flops.items():
+        print(
+            f"FLOPs per {PATCH}x{PATCH} patch, {v}: {f['conv'] / 1e9:.1f} G in the Conv2D ops "
+            f"(closed form {f['closed_form'] / 1e9:.1f} G; profiler, whole graph {f['profiler'] / 1e9:.1f} G)",
+            flush=True,
+        )
+
+    print("\ninference per patch ...", flush=True)
+    inf, _ = isolated(
+        inference_section, args.variants, args.base_filters, args.depth, args.repeats,
+        args.matmul_n, args.matmul_repeats, args.quantizations,
+    )
+    ceiling = max(inf["matmul_before"], inf["matmul_after"])
+    print(
+        f"fp32 matmul {args.matmul_n}^2 (TF): {inf['matmul_before']:.1f} GFLOP/s before, "
+        f"{inf['matmul_after']:.1f} after the timings -> ceiling {ceiling:.1f} GFLOP/s"
+    )
+    print(f"\n{'per 504x504 patch, batch 1':<28}{'s':>8}{'GFLOP/s':>10}{'of matmul':>11}{'file MB':>9}{'vs Keras':>10}")
+    for (v, engine), fig in inf["patch"].items():
+        rate = flops[v]["conv"] / fig["seconds"] / 1e9
+        extra = f"{fig['megabytes']:9.0f}{fig['max_abs_error']:10.1e}" if "megabytes" in fig else ""
+        print(f"{v + ' ' + engine:<28}{fig['seconds']:8.2f}{rate:10.1f}{rate / ceiling:10.0%} {extra}")
+        if args.base_filters == 64 and engine in ("Keras tf.function", "TFLite fp32"):
+            targets.append((f"{v} {engine} >= 90% of matmul", f"{rate / ceiling:.0%}", rate / ceiling >= 0.9))
+    if args.quantizations:
+        print("(int8 rows: integer operations per second; 'vs Keras': max abs difference of the export's check)")
+
+    if args.frame_variant != "none":
+        h, w = args.frame_hw
+        print(f"\nfull frame {h}x{w} ({h * w / 1e6:.1f} MP), {args.frame_variant} ...", flush=True)
+        fr, _ = isolated(
+            frame_figures, args.frame_variant, args.base_filters, args.depth, h, w, args.tile, args.overlap
+        )
+        print(
+            f"full frame {h}x{w}, {args.frame_variant} base {args.base_filters}, Keras infer_tiled, tile {args.tile} "
+            f"overlap {args.overlap} ({fr['tiles']} tiles): {fr['seconds']:.1f} s "
+            f"({fr['seconds'] / fr['tiles']:.2f} s/tile), "
+            f"peak RSS {fr['peak_rss_mib'] / 1024:.2f} GiB, working memory {fr['working_mib'] / 1024:.2f} GiB"
+        )
+    if not args.skip_memory:
+        print(f"\npeak memory, 12 MP vs 48 MP, at base {args.memory_base_filters} "
+              "(scripts/benchmark_inference_memory.py) ...", flush=True)
+        variant = args.frame_variant if args.frame_variant != "none" else args.variants[-1]
+        targets.append(memory_comparison(variant, args.memory_base_filters, args.tile, args.overlap))
+
+    if not args.skip_training:
+        print("\ntraining (random data, the trainer's step; paper_s7_dual.yaml itself trains batch 6 at 504^2) ...",
+              flush=True)
+        runs = {
+            "paper S7 dual": ("training/configs/paper_s7_dual.yaml",
+                              (f"data.crop={args.train_crop}", f"data.batch_size={args.train_batch}")),
+            "demo": ("training/configs/demo.yaml", ()),
+        }
+        train = {}
+        for label, (path, overrides) in runs.items():
+            train[label], peak = isolated(training_images_per_second, path, overrides, args.train_steps)
+            tr = train[label]
+            print(
+                f"training, {label} ({tr['what']}): {tr['images_per_s']:.4g} images/s "
+                f"({tr['seconds_per_step']:.2f} s/step), process peak memory {gib(peak)}",
+                flush=True,
+            )
+
+    if not args.skip_input:
+        print("\ninput pipeline (scripts/benchmark_input.py) ...", flush=True)
+        rates, _ = isolated(input_pipeline_rates, args.input_examples, args.input_runs, 8, args.unet_steps)
+        ratio = rates["pipeline"] / rates["unet32_train"]
+        print(f"tf.data, 504 crops of 504 patches (augment transpose), batch 6: {rates['pipeline']:.1f} images/s")
+        print(f"U-Net base 32 training, batch 6 at 504: {rates['unet32_train']:.3f} images/s")
+        print(f"pipeline / base-32 U-Net training: {ratio:.0f}x")
+        targets.append(("tf.data >= 5x base-32 U-Net training", f"{ratio:.0f}x", ratio >= 5))
+        if not args.skip_training and args.train_crop == PATCH:
+            paper_rate = train["paper S7 dual"]["images_per_s"]
+            print(f"pipeline / paper S7 dual training: {rates['pipeline'] / paper_rate:.0f}x")
+
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if targets:
+        print("\ntargets (benchmarks, measured in this run):")
+        for name, value, ok in targets:
+            print(f"  {name:<48}{value:>10}  {verdict(ok)}")
+
+
+if __name__ == "__main__":
+    main()
