@@ -161,7 +161,7 @@ def experiment(variant: str, width: int, train_dir: Path, val_dir: Path, args) -
 
 def run_name(data: str, variant: str, width: int, args) -> str:
     """Run folder name: the data set, the variant and what the budget and losses change."""
-    name = f"{data}_{variant}_w{width}_s{args.steps}_c{args.crop}_b{args.batch}"
+    name = f"{data}_{variant}_w{width}_s{args.steps}_c{args.crop}_b{args.batch}_seed{args.seed}"
     return name + ("_nogamma" if variant == "dual" and not args.dual_noe_gamma else "")
 
 

@@ -1,28 +1,28 @@
 """Speed of the reverse ISP on this machine: inference, FLOP rates against the matmul ceiling, training, input.
 
-    python scripts/benchmark_speed.py            # the full run: about 20 min on 2 CPU cores
+    python scripts/benchmark_speed.py            # the full run: 35-50 min on 2 CPU cores
     python scripts/benchmark_speed.py --quick    # a few minutes (see --quick below for what it cuts)
     python scripts/benchmark_speed.py --variants dual --repeats 5 --skip-tflite
 
-Prints one table. Every timing is the median of --repeats runs after one untimed warm-up run;
+Prints one report. Every timing is the median of --repeats runs after one untimed warm-up run;
 all rates and ratios come from this one run of the script, so they share its machine load.
 
-- Ceiling: the fp32 rate of a 4096 x 4096 tf.linalg.matmul (median of --matmul-repeats),
-  measured before and after the inference timings; the higher median is the ceiling.
+- Ceiling: the fp32 rate of a 4096 x 4096 tf.linalg.matmul, timed alternately with each
+  row's patch runs (median of --repeats), so both share the machine's load at that moment.
 - FLOPs per 504 x 504 patch: 2 K K Cin Cout Hout Wout summed over the Conv2D ops of the
   traced model (the U-Nets pad 504 to 512), cross-checked against a closed form of the authors'
   U-Net and against tf.compat.v1.profiler's count of the whole graph.
 - Inference per 504 x 504 patch at paper width (base 64), batch 1: Keras through a
   tf.function, and TFLite fp32 / fp16 / int8 (revisp_tf.export.export_tflite, static 504 input;
-  int8 is full-integer) timed by mobile/benchmark_litert.py on the LiteRT interpreter (XNNPACK,
-  2 threads); seconds, GFLOP/s and the fraction of the ceiling.
+  int8 is full-integer) loaded and run by mobile/run_litert.py on the LiteRT interpreter
+  (XNNPACK, 2 threads); seconds, GFLOP/s and the fraction of that row's matmul rate.
 - Full frame: one revisp_tf.inference.infer_tiled pass over a 12 MP (3024 x 4032) frame at
   paper width, run by scripts/benchmark_inference_memory.py's `child` (time, peak RSS, working
   memory); then that script's 12 MP vs 48 MP memory comparison at a small width
   (--memory-base-filters: 48 MP at paper width would take over half an hour here).
 - Training images/s: the paper's dual model at base 64 with the paper losses (LPIPS-Alex,
   MS-SSIM-L1, L2; Adam) at --train-crop / --train-batch (default batch 1 at 504: the paper's
-  batch 6 would need ~35 GiB and ~6 min a step here; batch 1 peaks at ~6.5 GiB), and the demo
+  batch 6 would need ~35 GiB and minutes a step here; batch 1 peaks at ~6.5 GiB), and the demo
   config exactly as configured. Random data, so only the step is timed.
   Same step as the trainer: revisp_tf.train.trainer.replica_gradients + apply_gradients.
 - Input pipeline: the tf.data rate of scripts/benchmark_input.py and its ratio to the
@@ -60,7 +60,7 @@ THREADS = 2
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 _EXPORT_MODE = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # revisp_tf.export.tflite names
 QUICK = dict(
-    variants="single", repeats=1, matmul_repeats=3, quantizations="fp32", frame_variant="single",
+    variants="single", repeats=1, quantizations="fp32", frame_variant="single",
     frame_size="1008x1008", skip_memory=True, train_crop=256, train_steps=1,
     input_examples=12, input_runs=2, unet_steps=1,
 )
@@ -122,14 +122,31 @@ def median_seconds(fn, repeats: int) -> float:
 # ---------------------------------------------------------------- ceiling and FLOPs
 
 
-def matmul_gflops(n: int, repeats: int) -> float:
-    """Median fp32 GFLOP/s of an n x n by n x n tf.linalg.matmul (2 n^3 FLOPs) on this process's threads."""
+def matmul_runner(n: int):
+    """A callable running one n x n by n x n fp32 tf.linalg.matmul (2 n^3 FLOPs) on this process's threads."""
     import tensorflow as tf
 
     a = tf.random.uniform((n, n), dtype=tf.float32, seed=1)
     b = tf.random.uniform((n, n), dtype=tf.float32, seed=2)
-    product = tf.function(lambda: tf.linalg.matmul(a, b))
-    return 2 * n**3 / median_seconds(product, repeats) / 1e9  # eager CPU ops return when done
+    return tf.function(lambda: tf.linalg.matmul(a, b))  # eager CPU ops return when done
+
+
+def interleaved(run, matmul, n: int, repeats: int) -> tuple[float, float]:
+    """(median seconds of run(), median matmul GFLOP/s), timed alternately after one warm-up of each.
+
+    Alternating puts the ceiling and the patch under the same machine load (the machine is shared).
+    """
+    run()
+    matmul()
+    patch, product = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        matmul()
+        product.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run()
+        patch.append(time.perf_counter() - t)
+    return statistics.median(patch), 2 * n**3 / statistics.median(product) / 1e9
 
 
 def unet_conv_flops(height: int, width: int, in_channels: int, out_channels: int, base: int, depth: int) -> int:
@@ -204,53 +221,54 @@ def sample_rgb(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def keras_patch_seconds(variant: str, base: int, depth: int, repeats: int) -> float:
-    """Median seconds of one 504 x 504 patch through the Keras model in a tf.function (batch 1)."""
+def keras_runner(model):
+    """A callable running one 504 x 504 patch through `model` in a tf.function (batch 1)."""
     import tensorflow as tf
 
-    from revisp_tf.models import build_reverse_isp
-
-    model = build_reverse_isp(variant, base, depth)
     fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, PATCH, PATCH, 3))])
     x = tf.constant(sample_rgb(1, PATCH, PATCH))
-    return median_seconds(lambda: fn(x).numpy(), repeats)
+    return lambda: fn(x).numpy()
 
 
-def tflite_patch_seconds(variant: str, base: int, depth: int, quantize: str, repeats: int) -> dict:
-    """Median seconds of one 504 x 504 patch of the exported TFLite model on LiteRT (XNNPACK, 2 threads).
+def tflite_runner(model, quantize: str, out_dir: Path):
+    """(callable running one 504 x 504 patch on LiteRT with XNNPACK and 2 threads, the export's report).
 
-    Timed by mobile/benchmark_litert.py's `time_model`. Also the export's max abs difference
-    from Keras on one check image (int8 calibrated on two images: enough for timing, not quality).
+    Exported by revisp_tf.export.export_tflite with a static 504 input, loaded and run by
+    mobile/run_litert.py (as mobile/benchmark_litert.py times it). int8 is calibrated on two
+    images: enough for timing, not for quality.
     """
-    import benchmark_litert
+    import run_litert
 
     from revisp_tf.export import calibration_images, export_tflite
+
+    images = calibration_images((PATCH, PATCH), count=2)
+    report = export_tflite(
+        model, out_dir / f"{model.name}_{quantize}.tflite", quantize=_EXPORT_MODE[quantize], size=(PATCH, PATCH),
+        representative_data=images, check_data=images[:1], num_threads=THREADS,
+    )
+    interpreter = run_litert.load(report.path, THREADS)
+    rgb = sample_rgb(1, PATCH, PATCH)[0]
+    return (lambda: run_litert.run(interpreter, rgb)), report
+
+
+def inference_section(variants, base: int, depth: int, repeats: int, matmul_n: int, quantizations) -> dict:
+    """{(variant, engine): {seconds, matmul GFLOP/s[, file MB, max abs error vs Keras]}}, all in this process."""
     from revisp_tf.models import build_reverse_isp
 
-    model = build_reverse_isp(variant, base, depth)
-    images = calibration_images((PATCH, PATCH), count=2)
+    matmul = matmul_runner(matmul_n)
+    result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        report = export_tflite(
-            model, Path(tmp) / "model.tflite", quantize=_EXPORT_MODE[quantize], size=(PATCH, PATCH),
-            representative_data=images, check_data=images[:1], num_threads=THREADS,
-        )
-        ms = benchmark_litert.time_model(report.path, sample_rgb(1, PATCH, PATCH)[0], THREADS, repeats)
-    seconds = statistics.median(ms) / 1000
-    return {"seconds": seconds, "max_abs_error": report.max_abs_error, "megabytes": report.size_bytes / 1e6}
-
-
-def inference_section(variants, base: int, depth: int, repeats: int, matmul_n: int, matmul_repeats: int, quantizations):
-    """Matmul ceiling before and after the per-patch timings, all in this one process: {(variant, engine): figures}."""
-    result = {"matmul_before": matmul_gflops(matmul_n, matmul_repeats), "patch": {}}
-    for variant in variants:
-        figures = {"seconds": keras_patch_seconds(variant, base, depth, repeats)}
-        result["patch"][(variant, "Keras tf.function")] = figures
-        print(f"  {variant} Keras: {figures['seconds']:.2f} s", flush=True)
-        for q in quantizations:
-            figures = tflite_patch_seconds(variant, base, depth, q, repeats)
-            result["patch"][(variant, f"TFLite {q}")] = figures
-            print(f"  {variant} TFLite {q}: {figures['seconds']:.2f} s", flush=True)
-    result["matmul_after"] = matmul_gflops(matmul_n, matmul_repeats)
+        for variant in variants:
+            model = build_reverse_isp(variant, base, depth)
+            runners = {"Keras tf.function": (keras_runner(model), None)}
+            runners.update({f"TFLite {q}": tflite_runner(model, q, Path(tmp)) for q in quantizations})
+            for engine, (run, report) in runners.items():
+                seconds, gflops = interleaved(run, matmul, matmul_n, repeats)
+                figures = {"seconds": seconds, "matmul": gflops}
+                if report is not None:
+                    figures.update(megabytes=report.size_bytes / 1e6, max_abs_error=report.max_abs_error)
+                result[(variant, engine)] = figures
+                print(f"  {variant} {engine}: {seconds:.2f} s (matmul {gflops:.1f} GFLOP/s)", flush=True)
     return result
 
 
@@ -381,7 +399,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per inference figure (median)")
     parser.add_argument("--matmul-n", type=int, default=4096)
-    parser.add_argument("--matmul-repeats", type=int, default=5)
     parser.add_argument("--skip-tflite", action="store_true")
     parser.add_argument("--quantizations", default=",".join(QUANTIZATIONS), help="TFLite modes: fp32, fp16, int8")
     parser.add_argument("--frame-variant", default="dual", help="variant run on the full frame; 'none' skips it")
@@ -441,21 +458,21 @@ def main(argv=None) -> None:
 
     print("\ninference per patch ...", flush=True)
     inf, _ = isolated(
-        inference_section, args.variants, args.base_filters, args.depth, args.repeats,
-        args.matmul_n, args.matmul_repeats, args.quantizations,
+        inference_section, args.variants, args.base_filters, args.depth, args.repeats, args.matmul_n, args.quantizations
     )
-    ceiling = max(inf["matmul_before"], inf["matmul_after"])
     print(
-        f"fp32 matmul {args.matmul_n}^2 (TF): {inf['matmul_before']:.1f} GFLOP/s before, "
-        f"{inf['matmul_after']:.1f} after the timings -> ceiling {ceiling:.1f} GFLOP/s"
+        f"\n{'per 504x504 patch, batch 1':<28}{'s':>8}{'GFLOP/s':>10}{'matmul':>9}{'of matmul':>11}"
+        f"{'file MB':>9}{'vs Keras':>10}"
     )
-    print(f"\n{'per 504x504 patch, batch 1':<28}{'s':>8}{'GFLOP/s':>10}{'of matmul':>11}{'file MB':>9}{'vs Keras':>10}")
-    for (v, engine), fig in inf["patch"].items():
+    for (v, engine), fig in inf.items():
         rate = flops[v]["conv"] / fig["seconds"] / 1e9
+        share = rate / fig["matmul"]
         extra = f"{fig['megabytes']:9.0f}{fig['max_abs_error']:10.1e}" if "megabytes" in fig else ""
-        print(f"{v + ' ' + engine:<28}{fig['seconds']:8.2f}{rate:10.1f}{rate / ceiling:10.0%} {extra}")
+        print(f"{v + ' ' + engine:<28}{fig['seconds']:8.2f}{rate:10.1f}{fig['matmul']:9.1f}{share:10.0%} {extra}")
         if args.base_filters == 64 and engine in ("Keras tf.function", "TFLite fp32"):
-            targets.append((f"{v} {engine} >= 90% of matmul", f"{rate / ceiling:.0%}", rate / ceiling >= 0.9))
+            targets.append((f"{v} {engine} >= 90% of matmul", f"{share:.0%}", share >= 0.9))
+    print(f"(matmul: fp32 {args.matmul_n}^2 tf.linalg.matmul GFLOP/s, timed alternately with that row's patch; "
+          "GFLOP/s counts the Conv2D FLOPs above)")
     if args.quantizations:
         print("(int8 rows: integer operations per second; 'vs Keras': max abs difference of the export's check)")
 
