@@ -55,6 +55,7 @@ def loss_and_grads(strategy, weights):
 
 
 if __name__ == "__main__":
+    tf.keras.utils.set_random_seed(0)
     weights = build_reverse_isp("dual", base_filters=2, depth=2).get_weights()
     one = loss_and_grads(build_strategy("one_device", ("/cpu:0",)), weights)
     two_strategy = build_strategy("mirrored", ("/cpu:0", "/cpu:1"))
