@@ -1,14 +1,25 @@
 """The AIM 2022 Reversed ISP challenge metric (mv-lab/AISP scoring/evaluation.py).
 
-Both metrics take packed bayer arrays (H, W, 4) in model units (stored / normaliser, the
-scorer's `np.load(f) / 1024.`). PSNR is 10 log10(1 / MSE) over the whole array. SSIM is the
-mean over the 4 channels of skimage's `structural_similarity(gaussian_weights=True,
-use_sample_covariance=False, data_range=1)`: an 11-tap Gaussian window (sigma 1.5, truncated
-at 3.5 sigma), K1 0.01, K2 0.03, averaged over the map with a 5 px border cropped, which is
-what a 'valid' convolution with that window gives.
+Both metrics take packed bayer arrays (H, W, 4) in scoring units (stored / 1024, the scorer's
+`np.load(f) / 1024.` for every track; `SensorSpec.to_scoring_units`). PSNR is 10 log10(1 / MSE)
+over the whole array (999 when MSE is 0).
+
+SSIM is what the scorer really computes: it imports skimage's SSIM and then overrides it with
+`from myssim import compare_ssim as ssim` (skimage 0.14's `compare_ssim`), called per channel
+with `gaussian_weights=True, use_sample_covariance=False` and no data_range:
+- the window is `scipy.ndimage.gaussian_filter(x, sigma=1.5)` at scipy's default truncate 4.0,
+  a 13-tap Gaussian, with scipy's 'reflect' boundary (d c b a | a b c d);
+- data_range comes from the dtype, and float64 maps to (-1, 1): data_range 2, so
+  C1 = (0.01 * 2)^2 and C2 = (0.03 * 2)^2;
+- the SSIM map is averaged after cropping (11 - 1) // 2 = 5 px on each side;
+- the 4 channels are averaged.
+`skimage_ssim` is the variant some papers report: skimage's `structural_similarity(...,
+gaussian_weights=True, use_sample_covariance=False, data_range=1)`, an 11-tap window (truncate
+3.5), same 5 px crop. On real pairs the two differ by far more than the gaps between methods.
 
 The NumPy functions are the reference (float64, as the scorer); the TF ones are for
-training-time monitoring and agree with them to 1e-4.
+training-time monitoring and agree with them to 1e-4. PSNR over an empty set of samples (an
+all-zero `weights`) is NaN in both.
 """
 
 from __future__ import annotations
@@ -17,14 +28,19 @@ import numpy as np
 import tensorflow as tf
 
 SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5  # skimage's default truncation of the Gaussian window
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_CROP = 5  # (win_size 11 - 1) // 2 in both scorers, whatever the filter's own radius
+SSIM_MIN_SIZE = 11  # compare_ssim refuses images smaller than its 11 px win_size
+SCORER_TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter's default: radius 6, 13 taps
+SCORER_DATA_RANGE = 2.0  # skimage 0.14 dtype_range[float64] = (-1, 1)
+SKIMAGE_TRUNCATE = 3.5  # skimage >= 0.16 structural_similarity: radius 5, 11 taps
+SKIMAGE_DATA_RANGE = 1.0
 PSNR_IDENTICAL = 999.0  # what the scorer reports for MSE == 0
 
 
-def ssim_window() -> np.ndarray:
-    """The normalised 1-D Gaussian window skimage uses (11 taps for sigma 1.5)."""
-    radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+def gaussian_window(truncate: float = SCORER_TRUNCATE) -> np.ndarray:
+    """Normalised 1-D Gaussian (sigma 1.5) of radius int(truncate * sigma + 0.5), as scipy builds it."""
+    radius = int(truncate * SSIM_SIGMA + 0.5)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (t / SSIM_SIGMA) ** 2)
     return w / w.sum()
@@ -38,7 +54,7 @@ def _check_pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
 
 
 def challenge_psnr(pred, target, weights=None) -> float:
-    """PSNR in dB of `pred` against `target`; `weights` (same shape, 0/1) restricts it to some samples."""
+    """PSNR in dB of `pred` against `target`; `weights` (same shape, 0/1) restricts it to some samples (NaN if none)."""
     p, t = _check_pair(pred, target)
     se = (p - t) ** 2
     if weights is None:
@@ -51,53 +67,71 @@ def challenge_psnr(pred, target, weights=None) -> float:
     return PSNR_IDENTICAL if mse == 0 else float(10.0 * np.log10(1.0 / mse))
 
 
-def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of a 2-D array with the 1-D window `w`."""
-    k = len(w)
-    rows = sum(w[i] * x[i : x.shape[0] - k + 1 + i, :] for i in range(k))
-    return sum(w[j] * rows[:, j : rows.shape[1] - k + 1 + j] for j in range(k))
+def _blur(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable correlation of a 2-D array with `w`, rows then columns, scipy 'reflect' boundary."""
+    r = len(w) // 2
+    x = np.pad(x, r, mode="symmetric")  # NumPy's 'symmetric' is scipy.ndimage's 'reflect'
+    h, wd = x.shape[0] - 2 * r, x.shape[1] - 2 * r
+    rows = sum(w[i] * x[i : i + h, :] for i in range(len(w)))
+    return sum(w[j] * rows[:, j : j + wd] for j in range(len(w)))
 
 
-def challenge_ssim(pred, target) -> float:
-    """SSIM as the challenge scorer computes it: mean over channels, data range 1."""
+def _mean_ssim(pred, target, truncate: float, data_range: float) -> float:
     p, t = _check_pair(pred, target)
-    w = ssim_window()
-    if min(p.shape[:2]) < len(w):
-        raise ValueError(f"SSIM needs at least {len(w)}x{len(w)} samples per channel, got {p.shape[:2]}")
-    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    if min(p.shape[:2]) < SSIM_MIN_SIZE:
+        raise ValueError(f"SSIM needs at least {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} samples per channel, got {p.shape[:2]}")
+    w = gaussian_window(truncate)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    crop = (slice(SSIM_CROP, -SSIM_CROP),) * 2
     scores = []
     for ch in range(p.shape[-1]):
         x, y = p[..., ch], t[..., ch]
-        ux, uy = _filter_valid(x, w), _filter_valid(y, w)
-        vx = _filter_valid(x * x, w) - ux * ux
-        vy = _filter_valid(y * y, w) - uy * uy
-        vxy = _filter_valid(x * y, w) - ux * uy
+        ux, uy = _blur(x, w), _blur(y, w)
+        vx = _blur(x * x, w) - ux * ux
+        vy = _blur(y * y, w) - uy * uy
+        vxy = _blur(x * y, w) - ux * uy
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-        scores.append(s.mean())
+        scores.append(s[crop].mean())
     return float(np.mean(scores))
 
 
+def challenge_ssim(pred, target) -> float:
+    """SSIM as the AIM 2022 scorer computes it (myssim: 13-tap Gaussian, data_range 2, 5 px crop, mean of channels)."""
+    return _mean_ssim(pred, target, SCORER_TRUNCATE, SCORER_DATA_RANGE)
+
+
+def skimage_ssim(pred, target) -> float:
+    """SSIM as current skimage computes it with data_range 1 (11-tap Gaussian), mean of channels: not the scorer's."""
+    return _mean_ssim(pred, target, SKIMAGE_TRUNCATE, SKIMAGE_DATA_RANGE)
+
+
 def psnr(pred, target, weights=None):
-    """Per-example PSNR (N,) in TF for (N, H, W, C) batches; optional 0/1 `weights`."""
+    """Per-example PSNR (N,) in TF for (N, H, W, C) batches; optional 0/1 `weights` (NaN where all zero)."""
     p, t = tf.cast(pred, tf.float32), tf.cast(target, tf.float32)
     se = tf.square(p - t)
     if weights is None:
         mse = tf.reduce_mean(se, axis=[1, 2, 3])
+        empty = tf.zeros_like(mse, tf.bool)
     else:
         w = tf.broadcast_to(tf.cast(weights, tf.float32), tf.shape(se))
-        mse = tf.math.divide_no_nan(tf.reduce_sum(se * w, axis=[1, 2, 3]), tf.reduce_sum(w, axis=[1, 2, 3]))
-    return tf.where(mse > 0, 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0), PSNR_IDENTICAL)
+        count = tf.reduce_sum(w, axis=[1, 2, 3])
+        mse = tf.math.divide_no_nan(tf.reduce_sum(se * w, axis=[1, 2, 3]), count)
+        empty = count == 0
+    value = tf.where(mse > 0, 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0), PSNR_IDENTICAL)
+    return tf.where(empty, tf.constant(float("nan"), tf.float32), value)
 
 
 def ssim(pred, target):
-    """Per-example challenge SSIM (N,) in TF for (N, H, W, C) batches."""
+    """Per-example challenge SSIM (N,) in TF for (N, H, W, C) batches (the scorer's, as `challenge_ssim`)."""
     p, t = tf.cast(pred, tf.float32), tf.cast(target, tf.float32)
     channels = p.shape[-1]
-    w = tf.constant(ssim_window(), tf.float32)
+    w = tf.constant(gaussian_window(SCORER_TRUNCATE), tf.float32)
+    r = int(w.shape[0]) // 2
     kv = tf.tile(tf.reshape(w, [-1, 1, 1, 1]), [1, 1, channels, 1])
     kh = tf.tile(tf.reshape(w, [1, -1, 1, 1]), [1, 1, channels, 1])
 
     def blur(z):
+        z = tf.pad(z, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")  # scipy 'reflect'
         z = tf.nn.depthwise_conv2d(z, kv, [1, 1, 1, 1], "VALID")
         return tf.nn.depthwise_conv2d(z, kh, [1, 1, 1, 1], "VALID")
 
@@ -105,6 +139,7 @@ def ssim(pred, target):
     vx = blur(p * p) - ux * ux
     vy = blur(t * t) - uy * uy
     vxy = blur(p * t) - ux * uy
-    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    c1, c2 = (SSIM_K1 * SCORER_DATA_RANGE) ** 2, (SSIM_K2 * SCORER_DATA_RANGE) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    s = s[:, SSIM_CROP:-SSIM_CROP, SSIM_CROP:-SSIM_CROP, :]
     return tf.reduce_mean(s, axis=[1, 2, 3])

@@ -3,22 +3,19 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from skimage.metrics import structural_similarity
 
 from revisp_tf import evaluate
 from revisp_tf.cli import main
 from revisp_tf.data.scan import scan_pairs
 from revisp_tf.io import read_rgb
 from revisp_tf.isp.sensor import PROJECT_10BIT
+from tests import scorer_reference
 
 
 def scorer(ref_path, res):
     """The AIM 2022 scorer's numbers for one image (FACTS.md), from the files themselves."""
-    ref = np.load(ref_path).astype(float) / 1024.0
-    psnr = 10 * np.log10(1.0 / np.mean((ref - res) ** 2))
-    ssim = np.mean([structural_similarity(ref[..., i], res[..., i], gaussian_weights=True,
-                                          use_sample_covariance=False, data_range=1) for i in range(4)])
-    return psnr, ssim
+    ref = scorer_reference.load(ref_path)
+    return scorer_reference.psnr(ref, res), scorer_reference.ssim(ref, res)
 
 
 def _check_against_scorer(data_dir):

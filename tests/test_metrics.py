@@ -1,16 +1,10 @@
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
+from scipy.ndimage import gaussian_filter
 
 from revisp_tf import metrics
-
-
-def scorer_ssim(ref, res):
-    """What mv-lab/AISP scoring/evaluation.py computes (FACTS.md), with skimage as the independent reference."""
-    return np.mean([
-        structural_similarity(ref[..., i], res[..., i], gaussian_weights=True, use_sample_covariance=False, data_range=1)
-        for i in range(4)
-    ])
+from tests.scorer_reference import skimage_ssim as skimage_reference
+from tests.scorer_reference import ssim as scorer_ssim
 
 
 @pytest.fixture
@@ -22,6 +16,15 @@ def pair():
     return gt, res
 
 
+def test_window_is_scipys_13_taps():
+    w = metrics.gaussian_window()
+    assert len(w) == 13 and w.sum() == pytest.approx(1.0, abs=1e-15)
+    impulse = np.zeros(41)
+    impulse[20] = 1.0
+    assert np.allclose(gaussian_filter(impulse, 1.5)[14:27], w, atol=1e-15)
+    assert len(metrics.gaussian_window(metrics.SKIMAGE_TRUNCATE)) == 11
+
+
 def test_psnr_is_the_scorers(pair):
     gt, res = pair
     assert metrics.challenge_psnr(res, gt) == pytest.approx(10 * np.log10(1 / np.mean((gt - res) ** 2)), abs=1e-12)
@@ -31,10 +34,27 @@ def test_psnr_is_the_scorers(pair):
     assert metrics.challenge_psnr(res, gt, w) == pytest.approx(10 * np.log10(1 / np.mean((gt[:10] - res[:10]) ** 2)))
 
 
-def test_ssim_matches_skimage(pair):
+def test_empty_weights_give_nan_in_numpy_and_tf(pair):
+    gt, res = pair
+    empty = np.zeros(gt.shape)
+    assert np.isnan(metrics.challenge_psnr(res, gt, empty))
+    weights = np.stack([empty, np.ones(gt.shape)])
+    tf_psnr = metrics.psnr(np.stack([res, res]), np.stack([gt, gt]), weights).numpy()
+    assert np.isnan(tf_psnr[0])
+    assert tf_psnr[1] == pytest.approx(metrics.challenge_psnr(res, gt), abs=1e-4)
+
+
+def test_ssim_is_the_scorers(pair):
     gt, res = pair
     assert metrics.challenge_ssim(res, gt) == pytest.approx(scorer_ssim(gt, res), abs=1e-12)
-    assert metrics.challenge_ssim(gt, gt) == pytest.approx(1.0)
+    assert metrics.challenge_ssim(gt, gt) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_skimage_variant_is_skimages(pair):
+    gt, res = pair
+    assert metrics.skimage_ssim(res, gt) == pytest.approx(skimage_reference(gt, res), abs=1e-12)
+    # Not the same number: the scorer's constants are 4x larger and its window wider.
+    assert metrics.challenge_ssim(res, gt) - metrics.skimage_ssim(res, gt) > 0.02
 
 
 def test_tf_versions_agree_with_numpy(pair):
@@ -45,13 +65,32 @@ def test_tf_versions_agree_with_numpy(pair):
         assert float(metrics.psnr(batch_res, batch_gt)[i]) == pytest.approx(metrics.challenge_psnr(batch_res[i], batch_gt[i]), abs=1e-4)
 
 
-def test_on_real_patch_units(s7_patches):
+def _real_raw_pair(realdata):
+    """A real pair: the Canon 550D's own packed mosaic against the mosaic of LibRaw's render of it."""
+    import rawpy
+
+    from revisp_tf.isp import mosaic
+
+    with rawpy.imread(str(realdata / "raw" / "canon_550d" / "colorchart.dng")) as raw:
+        frame = raw.raw_image_visible.astype(np.float64)
+        rgb = raw.postprocess(no_auto_bright=True, output_bps=16, user_flip=0).astype(np.float32) / 65535.0
+    h, w = (min(a, b) // 2 * 2 for a, b in zip(frame.shape, rgb.shape[:2]))
+    ref = np.clip((frame[:h, :w] - 2056) / (15000 - 2056), 0, 1)
+    ref = np.stack([ref[0::2, 0::2], ref[0::2, 1::2], ref[1::2, 0::2], ref[1::2, 1::2]], -1)
+    res = mosaic(rgb[:h, :w]).numpy().astype(np.float64)
+    return ref[:200, :240], res[:200, :240]
+
+
+def test_on_real_pairs(s7_patches, realdata):
     from revisp_tf.isp import mosaic
 
     gt = mosaic(s7_patches["48_29.jpg"]).numpy().astype(np.float64)
-    res = np.clip(gt * 0.97 + 0.01, 0, 1)
-    assert metrics.challenge_ssim(res, gt) == pytest.approx(scorer_ssim(gt, res), abs=1e-10)
-    assert float(metrics.ssim(res[None], gt[None])[0]) == pytest.approx(scorer_ssim(gt, res), abs=1e-4)
+    pairs = [(gt, np.clip(gt * 0.97 + 0.01, 0, 1)), _real_raw_pair(realdata)]
+    for ref, res in pairs:
+        expected = scorer_ssim(ref, res)
+        assert metrics.challenge_ssim(res, ref) == pytest.approx(expected, abs=1e-9)
+        assert float(metrics.ssim(res[None], ref[None])[0]) == pytest.approx(expected, abs=1e-4)
+        assert metrics.skimage_ssim(res, ref) == pytest.approx(skimage_reference(ref, res), abs=1e-9)
 
 
 def test_too_small_for_ssim():
