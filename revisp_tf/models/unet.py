@@ -34,6 +34,8 @@ def build_unet(
     base_filters: int = 64,
     depth: int = 4,
     name: str = "unet",
+    clamp: bool = True,
+    zero_head: bool = False,
 ) -> keras.Model:
     """The authors' U-Net: 23 conv layers and 34,527,747 parameters at the defaults.
 
@@ -47,6 +49,8 @@ def build_unet(
       base_filters: filters of the first level, doubled at each level (64 in the paper).
       depth: number of 2x2 max-pool levels (4 in the paper).
       name: the model's name (the reverse ISP uses "unet", "unet_oe", "unet_noe").
+      clamp: clamp the output to [0, 1] (the authors' net); False for a net predicting a correction.
+      zero_head: start the final 1x1 conv at zero, so the net's first output is exactly 0.
     """
     multiple = 2**depth
     filters = [base_filters * 2**i for i in range(depth + 1)]
@@ -62,7 +66,8 @@ def build_unet(
         x = _up_block(x, filters[level], f"up{level + 1}")
         x = keras.layers.Concatenate(name=f"skip{level + 1}")([skips[level], x])
         x = _conv_block(x, filters[level], f"dec{level + 1}")
-    x = keras.layers.Conv2D(out_channels, 1, name="head")(x)
+    init = "zeros" if zero_head else "glorot_uniform"
+    x = keras.layers.Conv2D(out_channels, 1, kernel_initializer=init, name="head")(x)
     x = CropLike(multiple, name="crop")([x, inputs])
-    outputs = Clamp01(name="clamp")(x)
+    outputs = Clamp01(name="clamp")(x) if clamp else x
     return keras.Model(inputs, outputs, name=name)

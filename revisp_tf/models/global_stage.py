@@ -1,0 +1,209 @@
+"""The camera-fitted global stage and the frame-level context its corrections see.
+
+A model with a global stage maps (rgb, context) to RAW in three steps:
+
+1. `GlobalCurves`: each RAW colour = bias + a sum of smooth curves of R, G and B (the camera's
+   inverse colour/tone, fitted in closed form by `revisp_tf.global_inverse`, or set to UPI's
+   default camera), then `FrameGains`: per-image gains predicted from the frame's statistics.
+2. The U-Net(s) see the RGB, the mask, the context and that estimate, and predict a
+   multiplicative and an additive correction (`Correction`); their last layer starts at zero,
+   so an untrained model is the global stage exactly.
+3. Mask fusion (dual), clamp, mosaic.
+
+The context is per pixel but computed once per *frame* (`frame_context`): the pixel's position
+in the frame, a heavily blurred view of the whole frame (local tone mapping and vignetting act
+at that scale, beyond what a crop sees) and the frame's colour statistics. Everything after it
+is per pixel or a U-Net, so a frame cut into tiles, each with its slice of the frame's context,
+gives the same output as the whole frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from revisp_tf.global_inverse import DEFAULT_KNOTS, GlobalInverse
+from revisp_tf.isp.color import inverse_smoothstep
+from revisp_tf.isp.unprocess import default_params, gamma_expansion
+
+_PACKAGE = "revisp_tf"
+GLOBAL_STAGES = ("none", "upi", "fitted")
+CONTEXT_GRID = 16  # the blurred view: the frame averaged over a 16 x 16 grid of cells (~100 px)
+_GRID_BLUR_CELLS = 1.0  # then Gaussian-blurred by this many cells
+# Context channels, in order: position (y, x in [-1, 1]), blurred frame RGB, log mean linear R, G, B.
+CONTEXT_CHANNELS = 8
+_STATS_SLICE = slice(5, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameContext:
+    """What a frame contributes to its pixels' context: grid (g, g, 3), stats (3,), frame size (H, W)."""
+
+    grid: np.ndarray
+    stats: np.ndarray
+    shape: tuple[int, int]
+
+
+def frame_summary(frame_rgb, valid=None) -> FrameContext:
+    """The blurred grid and colour statistics of a whole frame (H, W, 3) in [0, 1].
+
+    `valid` (H, W) bool marks the pixels known (a frame stitched from some of its patches);
+    grid cells with none take the mean of the known pixels.
+    """
+    rgb = np.asarray(frame_rgb, np.float32)
+    h, w = rgb.shape[:2]
+    known = np.ones((h, w), np.float32) if valid is None else np.asarray(valid, np.float32)
+    if known.sum() == 0:
+        raise ValueError("frame_summary: the frame has no known pixels")
+    weight = cv2.resize(known, (CONTEXT_GRID, CONTEXT_GRID), interpolation=cv2.INTER_AREA)
+    total = cv2.resize(rgb * known[..., None], (CONTEXT_GRID, CONTEXT_GRID), interpolation=cv2.INTER_AREA)
+    mean = (rgb * known[..., None]).reshape(-1, 3).sum(0) / known.sum()
+    grid = np.where(weight[..., None] > 0, total / np.maximum(weight[..., None], 1e-12), mean)
+    grid = cv2.GaussianBlur(grid, (0, 0), _GRID_BLUR_CELLS, borderType=cv2.BORDER_REPLICATE)
+    lin = np.asarray(gamma_expansion(rgb.reshape(-1, 3)[known.ravel() > 0]))
+    stats = np.log(np.maximum(lin.mean(axis=0), 1e-4))
+    return FrameContext(grid.astype(np.float32), stats.astype(np.float32), (h, w))
+
+
+def context_window(summary: FrameContext, y0: int, x0: int, height: int, width: int) -> np.ndarray:
+    """(height, width, CONTEXT_CHANNELS) context of the window at (y0, x0) of the frame."""
+    return context_window_tf(summary.grid, summary.stats, summary.shape, (y0, x0), (height, width)).numpy()
+
+
+def context_window_tf(grid, stats, frame_hw, origin, size):
+    """TF form of `context_window` (runs inside tf.data): pixel centres sample the grid bilinearly."""
+    grid = tf.convert_to_tensor(grid, tf.float32)
+    fh, fw = (tf.cast(v, tf.float32) for v in tf.unstack(tf.convert_to_tensor(frame_hw)))
+    y0, x0 = (tf.cast(v, tf.float32) for v in tf.unstack(tf.convert_to_tensor(origin)))
+    h, w = (tf.cast(v, tf.int32) for v in tf.unstack(tf.convert_to_tensor(size)))
+    ys = y0 + tf.range(tf.cast(h, tf.float32)) + 0.5  # pixel centres in frame coordinates
+    xs = x0 + tf.range(tf.cast(w, tf.float32)) + 0.5
+    pos = tf.stack(tf.meshgrid(2.0 * ys / fh - 1.0, 2.0 * xs / fw - 1.0, indexing="ij"), axis=-1)
+
+    def axis(coord, size_px):
+        g = tf.clip_by_value(coord / size_px * CONTEXT_GRID - 0.5, 0.0, CONTEXT_GRID - 1.0)
+        lo = tf.minimum(tf.cast(tf.floor(g), tf.int32), CONTEXT_GRID - 2)
+        return lo, g - tf.cast(lo, tf.float32)
+
+    iy, ty = axis(ys, fh)
+    ix, tx = axis(xs, fw)
+    rows = tf.gather(grid, iy) * (1.0 - ty)[:, None, None] + tf.gather(grid, iy + 1) * ty[:, None, None]
+    blurred = tf.gather(rows, ix, axis=1) * (1.0 - tx)[None, :, None] + tf.gather(rows, ix + 1, axis=1) * tx[None, :, None]
+    frame_stats = tf.broadcast_to(tf.convert_to_tensor(stats, tf.float32), tf.stack([h, w, 3]))
+    return tf.concat([pos, blurred, frame_stats], axis=-1)
+
+
+def frame_context(frame_rgb) -> np.ndarray:
+    """(H, W, CONTEXT_CHANNELS) context of every pixel of a whole frame."""
+    s = frame_summary(frame_rgb)
+    return context_window(s, 0, 0, *s.shape)
+
+
+# ----------------------------------------------------------------------------- initial values
+
+
+def upi_inverse(knots: int = DEFAULT_KNOTS) -> GlobalInverse:
+    """UPI's default camera (Brooks et al.) as curves: f_cj(t) = rgb2cam[c, j] * linear(t) / gain_c.
+
+    Exact at the knots for everything but UPI's highlight fade of the gains (above 0.9 grey) and
+    its clip; the model's output clamp does the clip.
+    """
+    p = default_params()
+    t = np.linspace(0.0, 1.0, knots)
+    linear = np.asarray(gamma_expansion(inverse_smoothstep(t.astype(np.float32))), np.float64)
+    m = np.asarray(p.rgb2cam) / p.gains[:, None]
+    return GlobalInverse(m[:, :, None] * linear[None, None, :], np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class GlobalCurves(keras.layers.Layer):
+    """RGB (N, H, W, 3) in [0, 1] -> (N, H, W, 3) RAW estimate: bias_c + sum_j f_cj(rgb_j).
+
+    f_cj is piecewise linear on `knots` evenly spaced knots (the values at the knots are the
+    weights), so `revisp_tf.global_inverse.fit_global_inverse` gives its weights in closed form.
+
+    Args:
+      knots: knots per curve.
+    """
+
+    def __init__(self, knots: int = DEFAULT_KNOTS, **kwargs):
+        super().__init__(**kwargs)
+        self.knots = int(knots)
+
+    def build(self, input_shape):
+        init = upi_inverse(self.knots)
+        # (3 inputs * knots, 3 colours): one matmul over the concatenated hat-function weights.
+        kernel = np.transpose(init.curves, (1, 2, 0)).reshape(3 * self.knots, 3)
+        self.kernel = self.add_weight(name="curves", shape=kernel.shape, initializer=keras.initializers.Constant(kernel))
+        self.bias = self.add_weight(name="bias", shape=(3,), initializer="zeros")
+
+    def call(self, rgb):
+        t = tf.clip_by_value(rgb, 0.0, 1.0) * (self.knots - 1)
+        centres = tf.range(self.knots, dtype=rgb.dtype)
+        # Per input channel (N, H, W, knots); concatenating keeps the channel count static (TFLite).
+        basis = [tf.nn.relu(1.0 - tf.abs(t[..., j : j + 1] - centres)) for j in range(3)]
+        return tf.matmul(tf.concat(basis, axis=-1), tf.cast(self.kernel, rgb.dtype)) + tf.cast(self.bias, rgb.dtype)
+
+    def set_inverse(self, inverse: GlobalInverse) -> None:
+        """Loads fitted curves (must have this layer's knots)."""
+        if inverse.knots != self.knots:
+            raise ValueError(f"GlobalCurves: fitted with {inverse.knots} knots, the layer has {self.knots}")
+        self.kernel.assign(np.transpose(inverse.curves, (1, 2, 0)).reshape(3 * self.knots, 3))
+        self.bias.assign(inverse.bias)
+
+    def inverse(self) -> GlobalInverse:
+        """The layer's curves as a GlobalInverse (NumPy)."""
+        kernel = np.asarray(self.kernel.numpy(), np.float64).reshape(3, self.knots, 3)
+        return GlobalInverse(np.transpose(kernel, (2, 0, 1)), np.asarray(self.bias.numpy(), np.float64))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "knots": self.knots}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FrameGains(keras.layers.Layer):
+    """Per-image gains: estimate * exp(W (stats - reference) + b), stats the frame's log mean colour.
+
+    W and b start at zero (no change). `reference` is the training frames' mean statistics, set
+    before training, so frames like the training ones keep the fitted camera's gains and W
+    learns only from how frames differ.
+    """
+
+    def build(self, input_shapes):
+        self.kernel = self.add_weight(name="kernel", shape=(3, 3), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(3,), initializer="zeros")
+        self.reference = self.add_weight(name="reference", shape=(3,), initializer="zeros", trainable=False)
+
+    def call(self, inputs):
+        estimate, context = inputs
+        stats = context[..., _STATS_SLICE] - tf.cast(self.reference, context.dtype)
+        log_gain = tf.matmul(stats, tf.cast(self.kernel, context.dtype)) + tf.cast(self.bias, context.dtype)
+        return estimate * tf.exp(log_gain)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Correction(keras.layers.Layer):
+    """A U-Net's correction of the global estimate: estimate * (1 + gain) + offset.
+
+    Inputs `[estimate (N, H, W, 3), net (N, H, W, 6)]`, the net's channels (gain, offset).
+    """
+
+    def call(self, inputs):
+        estimate, net = inputs
+        return estimate * (1.0 + net[..., :3]) + net[..., 3:]
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
