@@ -4,6 +4,13 @@ Methods: `model` (the reverse ISP), `upi` (Brooks et al.'s unprocessing with the
 camera, the challenge's classical baseline) and `mosaic` (the challenge's sample submission:
 the RGB itself, mosaiced). Each gets PSNR and SSIM per image as the scorer computes them, and
 PSNR on the overexposed samples (mask of the input RGB, at each sample's own pixel) and on the rest.
+
+`score_batch` and `summarize` are the one scorer, shared by `eval` and training validation:
+predictions and ground truth come in model units and are scored in the scorer's units
+(`SensorSpec.to_scoring_units`: the stored submission value / 1024, every track). A PSNR
+over no samples (no overexposed pixel, or nothing else) is NaN, and means skip NaN.
+`ssim_skimage` is the SSIM of current skimage with data_range 1, which some papers report
+(`metrics.skimage_ssim`); `ssim` is the scorer's.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from revisp_tf.isp.sensor import SensorSpec
 from revisp_tf.isp.unprocess import default_params, unprocess_to_bayer
 
 BASELINES = ("upi", "mosaic")
-FIELDS = ("psnr", "ssim", "psnr_oe", "psnr_noe")
+FIELDS = ("psnr", "ssim", "psnr_oe", "psnr_noe", "ssim_skimage")
 
 
 def baseline_bayer(name: str, rgb: np.ndarray) -> np.ndarray:
@@ -36,44 +43,66 @@ def baseline_bayer(name: str, rgb: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
 
 
-def score(pred: np.ndarray, gt: np.ndarray, oe: np.ndarray) -> dict:
-    """Challenge metrics of one packed prediction; `oe` is the packed 0/1 overexposure mask."""
+def packed_oe_mask(rgb) -> np.ndarray:
+    """The packed 0/1 overexposure mask of RGB (…, H, W, 3): each packed sample gets its own pixel's mask."""
+    return pack(overexposure_mask(rgb)).numpy()
+
+
+def score(pred, gt, oe, sensor: SensorSpec) -> dict:
+    """Challenge metrics of one packed prediction (h, w, 4) against its ground truth, both in model units.
+
+    `oe` is the packed 0/1 overexposure mask (`packed_oe_mask`).
+    """
+    p, t = sensor.to_scoring_units(pred), sensor.to_scoring_units(gt)
+    oe = np.asarray(oe, np.float64)
     return {
-        "psnr": metrics.challenge_psnr(pred, gt),
-        "ssim": metrics.challenge_ssim(pred, gt),
-        "psnr_oe": metrics.challenge_psnr(pred, gt, oe) if oe.any() else math.nan,
-        "psnr_noe": metrics.challenge_psnr(pred, gt, 1.0 - oe) if (1.0 - oe).any() else math.nan,
+        "psnr": metrics.challenge_psnr(p, t),
+        "ssim": metrics.challenge_ssim(p, t),
+        "psnr_oe": metrics.challenge_psnr(p, t, oe),
+        "psnr_noe": metrics.challenge_psnr(p, t, 1.0 - oe),
+        "ssim_skimage": metrics.skimage_ssim(p, t),
     }
 
 
-def _mean(values) -> float:
+def score_batch(pred, gt, oe, sensor: SensorSpec) -> list[dict]:
+    """`score` of each example of (N, h, w, 4) batches (NumPy or tensors)."""
+    pred, gt, oe = (np.asarray(a) for a in (pred, gt, oe))
+    return [score(p, t, m, sensor) for p, t, m in zip(pred, gt, oe)]
+
+
+def _nanmean(values) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of each metric over per-image `score` rows, skipping NaN (e.g. OE PSNR of images without OE pixels)."""
+    return {f: _nanmean(r[f] for r in rows) for f in FIELDS}
 
 
 def evaluate_pairs(examples, sensor: SensorSpec, predict=None, baselines=BASELINES, progress: bool = True) -> dict:
     """Scores `predict(rgb) -> packed` (if given) and the baselines on (RGB, RAW) examples.
 
-    Returns {method: {"psnr": mean, …, "images": [{"name", "psnr", …}, …]}}. The OE PSNR
-    mean is over the images that have overexposed pixels.
+    Returns {method: {"psnr": mean, …, "images": [{"name", "psnr", …}, …]}}. Means skip NaN:
+    the OE PSNR mean is over the images that have overexposed pixels.
     """
     methods = (["model"] if predict is not None else []) + list(baselines)
     rows = {m: [] for m in methods}
     for ex in tqdm(examples, desc="eval", unit="image", disable=not progress):
         rgb = read_rgb(ex.rgb)
         gt = sensor.to_model_units(read_raw_npy(ex.raw))
-        oe = pack(overexposure_mask(rgb)).numpy()
+        oe = packed_oe_mask(rgb)
         for m in methods:
             pred = predict(rgb) if m == "model" else baseline_bayer(m, rgb)
-            rows[m].append({"name": Path(ex.rgb).stem, **score(np.asarray(pred, np.float64), gt, oe)})
-    return {m: {**{f: _mean(r[f] for r in rows[m]) for f in FIELDS}, "images": rows[m]} for m in methods}
+            rows[m].append({"name": Path(ex.rgb).stem, **score(pred, gt, oe, sensor)})
+    return {m: {**summarize(rows[m]), "images": rows[m]} for m in methods}
 
 
 def format_table(report: dict) -> str:
     """The terminal table: one row per method."""
-    lines = [f"{'method':<8} {'PSNR':>7} {'SSIM':>7} {'PSNR OE':>8} {'PSNR NOE':>9}"]
+    lines = [f"{'method':<8} {'PSNR':>7} {'SSIM':>7} {'PSNR OE':>8} {'PSNR NOE':>9} {'SSIM skimage':>13}"]
     for m, r in report.items():
-        lines.append(f"{m:<8} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['psnr_oe']:8.2f} {r['psnr_noe']:9.2f}")
+        lines.append(f"{m:<8} {r['psnr']:7.2f} {r['ssim']:7.4f} {r['psnr_oe']:8.2f} {r['psnr_noe']:9.2f} {r['ssim_skimage']:13.4f}")
     return "\n".join(lines)
 
 

@@ -25,7 +25,8 @@ def _check_against_scorer(data_dir):
     for ex, row in zip(examples[:3], report["mosaic"]["images"]):
         rgb = read_rgb(ex.rgb)
         naive = np.stack([rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1], rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]], -1)
-        psnr, ssim = scorer(ex.raw, naive.astype(float))
+        submitted = np.round(naive.astype(float) * 1024).astype(np.uint16)  # the .npy a submission holds
+        psnr, ssim = scorer(ex.raw, submitted / 1024.0)
         assert row["psnr"] == pytest.approx(psnr, abs=1e-9)
         assert row["ssim"] == pytest.approx(ssim, abs=1e-9)
     return report
@@ -59,9 +60,40 @@ def test_oe_split_weights_samples_by_their_own_pixel():
     pred[0, 0, 0] = 0.5  # the only error, on an overexposed sample
     oe = np.zeros((12, 12, 4))
     oe[0, 0, 0] = 1
-    scores = evaluate.score(pred, gt, oe)
+    scores = evaluate.score(pred, gt, oe, PROJECT_10BIT)
     assert scores["psnr_oe"] == pytest.approx(10 * np.log10(1 / 0.25))
     assert scores["psnr_noe"] == 999.0
+
+
+def test_empty_masks_are_nan_and_means_skip_them():
+    gt = np.full((12, 12, 4), 0.5)
+    all_oe = evaluate.score(gt + 0.01, gt, np.ones(gt.shape), PROJECT_10BIT)
+    none_oe = evaluate.score(gt + 0.02, gt, np.zeros(gt.shape), PROJECT_10BIT)
+    assert np.isnan(all_oe["psnr_noe"]) and np.isnan(none_oe["psnr_oe"])
+    means = evaluate.summarize([all_oe, none_oe])
+    assert means["psnr_oe"] == all_oe["psnr_oe"] and means["psnr_noe"] == none_oe["psnr_noe"]
+    assert means["psnr"] == pytest.approx((all_oe["psnr"] + none_oe["psnr"]) / 2)
+    rows = evaluate.score_batch(np.stack([gt + 0.01, gt + 0.02]), np.stack([gt, gt]), np.stack([np.ones(gt.shape), np.zeros(gt.shape)]), PROJECT_10BIT)
+    np.testing.assert_equal(rows, [all_oe, none_oe])  # NaN equals NaN here
+
+
+def test_p20_is_scored_as_the_scorer_scores_it(tmp_path):
+    """Track 2: stored values up to 1023 are accepted; model units are / 1020, scoring units / 1024."""
+    from revisp_tf.isp.sensor import HUAWEI_P20
+    from revisp_tf.io import write_rgb
+
+    rng = np.random.default_rng(5)
+    rgb = rng.random((32, 32, 3)).astype(np.float32)
+    write_rgb(tmp_path / "1_0.png", rgb)
+    stored = rng.integers(60, 1024, (16, 16, 4)).astype(np.uint16)
+    stored[0, 0, 0] = 1023
+    np.save(tmp_path / "1_0.npy", stored)
+    guess = np.full((16, 16, 4), 0.5, np.float32)  # model units: stored 510
+    report = evaluate.evaluate_pairs(scan_pairs(tmp_path, sensor=HUAWEI_P20), HUAWEI_P20, lambda _: guess, baselines=(), progress=False)
+    ref = stored / 1024.0
+    res = np.full(ref.shape, 510 / 1024.0)
+    assert report["model"]["psnr"] == pytest.approx(scorer_reference.psnr(ref, res), abs=1e-9)
+    assert report["model"]["ssim"] == pytest.approx(scorer_reference.ssim(ref, res), abs=1e-9)
 
 
 def test_cli_report(synthetic_dir, tmp_path):
@@ -75,10 +107,10 @@ def test_cli_report(synthetic_dir, tmp_path):
     assert all(m in result.output for m in ("model", "upi", "mosaic"))
     report = json.loads(out.read_text())
     for method in ("model", "upi", "mosaic"):
-        assert {"psnr", "ssim", "psnr_oe", "psnr_noe", "images"} <= set(report[method])
+        assert {"psnr", "ssim", "psnr_oe", "psnr_noe", "ssim_skimage", "images"} <= set(report[method])
         assert len(report[method]["images"]) == 8
     rows = out.with_suffix(".csv").read_text().splitlines()
-    assert rows[0] == "image,method,psnr,ssim,psnr_oe,psnr_noe" and len(rows) == 1 + 3 * 8
+    assert rows[0] == "image,method,psnr,ssim,psnr_oe,psnr_noe,ssim_skimage" and len(rows) == 1 + 3 * 8
 
 
 def test_cli_not_a_model(synthetic_dir, tmp_path):

@@ -122,12 +122,12 @@ def _check_rgb(path: Path) -> tuple[int, int]:
 
 
 def _check_levels(path: Path, values: np.ndarray, sensor: SensorSpec) -> None:
-    """Stored RAW values (finite: checked by the reader) must lie within [0, white level]."""
+    """Stored RAW values (finite: checked by the reader) must lie within [0, the sensor's max_stored]."""
     lo, hi = values.min(), values.max()
-    if lo < 0 or hi > sensor.white_level:
+    if lo < 0 or hi > sensor.max_stored:
         raise DataError(
-            f"{path}: RAW values span [{lo:g}, {hi:g}]; expected stored values within [0, {sensor.white_level:g}]"
-            f" (white level of sensor {sensor.name!r})"
+            f"{path}: RAW values span [{lo:g}, {hi:g}]; expected stored values within [0, {sensor.max_stored:g}]"
+            f" (largest stored value of sensor {sensor.name!r})"
         )
 
 

@@ -1,8 +1,13 @@
-"""Sensor specs: the one place each sensor's CFA, levels and normaliser live.
+"""Sensor specs: the one place each sensor's CFA, levels and normalisers live.
 
-Model units are `stored value / normaliser`, as the AIM 2022 scorer computes them
-(`np.load(f) / 1024.`). `black_level` and `white_level` describe the sensor; the
-normaliser describes how the challenge stores and scores its RAW.
+Two units, kept apart:
+- model units (what the networks see and predict) are per sensor: `stored / normaliser`
+  (`SensorSpec.to_model_units`, the one conversion eval, prepare-gt and the tf.data pipeline use);
+- scoring units are the AIM 2022 scorer's for every track, P20 included: `stored / 1024`
+  (`np.load(f) / 1024.`, scoring/evaluation.py knows no black level). A prediction is scored as
+  the submission file that holds it: `round(units * normaliser) / 1024` (`to_scoring_units`).
+`black_level` and `white_level` describe the sensor; `max_stored` is the largest value its
+files may hold (10-bit files: 1023, even where the sensor saturates lower).
 """
 
 from __future__ import annotations
@@ -10,8 +15,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
 from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern
+
+# scoring/evaluation.py divides every track's stored RAW by 1024.
+SCORER_NORMALISER = 1024.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +32,8 @@ class SensorSpec:
       cfa: CFA pattern of the stored RAW (after any conversion the dataset applied).
       black_level: stored value of a black pixel.
       white_level: stored value of a saturated pixel.
-      normaliser: model units = stored / normaliser (the challenge scorer's divisor).
+      normaliser: model units = stored / normaliser.
+      max_stored: the largest stored value a file may hold; default `white_level`.
     """
 
     name: str
@@ -31,6 +41,7 @@ class SensorSpec:
     black_level: float
     white_level: float
     normaliser: float
+    max_stored: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "cfa", check_pattern(self.cfa))
@@ -38,9 +49,15 @@ class SensorSpec:
             raise ValueError(f"sensor {self.name}: need 0 <= black_level < white_level, got {self.black_level}, {self.white_level}")
         if self.normaliser <= 0:
             raise ValueError(f"sensor {self.name}: normaliser must be positive, got {self.normaliser}")
+        if self.max_stored is None:
+            object.__setattr__(self, "max_stored", self.white_level)
+        if self.max_stored < self.white_level:
+            raise ValueError(f"sensor {self.name}: max_stored {self.max_stored} is below white_level {self.white_level}")
 
-    def to_model_units(self, stored: np.ndarray) -> np.ndarray:
-        """Stored RAW values -> float32 model units."""
+    def to_model_units(self, stored):
+        """Stored RAW values -> float32 model units (a NumPy array for arrays, a tensor for tensors)."""
+        if tf.is_tensor(stored):
+            return tf.cast(stored, tf.float32) / self.normaliser
         return np.asarray(stored, np.float32) / np.float32(self.normaliser)
 
     def to_stored(self, units) -> np.ndarray:
@@ -48,11 +65,16 @@ class SensorSpec:
         v = np.round(np.asarray(units, np.float64) * self.normaliser)
         return np.clip(v, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
+    def to_scoring_units(self, units) -> np.ndarray:
+        """Model units -> the scorer's units (float64): the stored submission value / 1024."""
+        return self.to_stored(units).astype(np.float64) / SCORER_NORMALISER
+
 
 # AIM 2022 Track 1: RAW already converted from GRBG to packed RGGB, 10-bit, scored / 1024.
 SAMSUNG_S7 = SensorSpec("s7", CANONICAL_CFA, black_level=0, white_level=1023, normaliser=1024)
-# AIM 2022 Track 2: the Zurich RAW-to-RGB sensor keeps a black offset of about 60; starter code divides by 4*255.
-HUAWEI_P20 = SensorSpec("p20", CANONICAL_CFA, black_level=60, white_level=1020, normaliser=1020)
+# AIM 2022 Track 2: the Zurich RAW-to-RGB sensor keeps a black offset of about 60 and saturates near 1020;
+# the starter code's model units divide by 4*255; the files are 10-bit (up to 1023) and scored / 1024.
+HUAWEI_P20 = SensorSpec("p20", CANONICAL_CFA, black_level=60, white_level=1020, normaliser=1020, max_stored=1023)
 # Data this project makes itself (make-pairs): black removed, white scaled to 1023, scored like Track 1.
 PROJECT_10BIT = SensorSpec("project", CANONICAL_CFA, black_level=0, white_level=1023, normaliser=1024)
 

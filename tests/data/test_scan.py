@@ -9,7 +9,7 @@ import pytest
 from data_gen import TEST16, np_mosaic, np_unpack, write_rgb16
 
 from revisp_tf.data.scan import BadFile, DataError, Example, raw_files, scan_pairs, scan_rgb, split_by_scene
-from revisp_tf.isp.sensor import SAMSUNG_S7
+from revisp_tf.isp.sensor import HUAWEI_P20, SAMSUNG_S7
 
 SIZE = (16, 24)  # s7_like RGB size; its RAW is (8, 12, 4)
 
@@ -140,6 +140,16 @@ def test_scan_errors_for_missing_or_empty_folders(tmp_path):
         scan_pairs(tmp_path, layout="folder", sensor=SAMSUNG_S7)
     with pytest.raises(ValueError, match="unknown layout"):
         scan_pairs(tmp_path, layout="zurich", sensor=SAMSUNG_S7)
+
+
+def test_p20_accepts_stored_values_up_to_1023(s7_like):
+    """Track 2 files are 10-bit: values above the sensor's white level 1020 are still valid stored values."""
+    root = s7_like()
+    np.save(root / RAW, np.full((8, 12, 4), 1023, np.uint16))
+    assert len(scan_pairs(root, sensor=HUAWEI_P20)) == 3
+    np.save(root / RAW, np.full((8, 12, 4), 1024, np.uint16))
+    with pytest.raises(DataError, match=r"5_1.npy: RAW values span \[1024, 1024\]; expected stored values within \[0, 1023\]"):
+        scan_pairs(root, sensor=HUAWEI_P20)
 
 
 def test_scan_rgb_generated(s7_like):
