@@ -1,5 +1,6 @@
 """Keras models: the authors' U-Net, the reverse-ISP pipelines, Demosaic Net."""
 
+from revisp_tf.models.demosaicnet import build_demosaicnet
 from revisp_tf.models.reverse_isp import (
     VARIANTS,
     build_reverse_isp,
