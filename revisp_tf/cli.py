@@ -11,6 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import click  # noqa: E402
 
 from revisp_tf import __version__  # noqa: E402
+from revisp_tf.data.isps import ISPS  # noqa: E402
 
 
 class _Group(click.Group):
@@ -58,7 +59,7 @@ def demo(out_dir, overrides, overwrite):
 def train(config_path, overrides, run_dir, overwrite):
     """Train a reverse ISP; rerun the same command to resume after a crash."""
     from revisp_tf.train.config import load_config
-    from revisp_tf.train.trainer import train as run_training
+    from revisp_tf.train.train_lib import train as run_training
 
     cfg = load_config(config_path, overrides)
     result = run_training(cfg, run_dir, overwrite=overwrite)
@@ -73,7 +74,8 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--seed", default=0, show_default=True, help="--synthetic: random camera and crops.")
 @click.option("--patch", default=None, type=int, help="Patch side in RGB pixels [default: 504 real, 128 synthetic].")
 @click.option("--stride", default=None, type=int, help="Grid step in pixels (default: the patch size).")
-@click.option("--isp", default="libraw", show_default=True, type=click.Choice(["libraw", "darktable"]), help="Which real ISP renders the RGB.")
+@click.option("--isp", default="libraw", show_default=True, type=click.Choice(ISPS), help="Which real ISP renders the RGB.")
+@click.option("--profile", default=None, metavar="NAME_OR_PP3", help="--isp rawtherapee: a bundled profile name or a .pp3 file [default: Pop 2 Lab].")
 @click.option("--shape", nargs=2, type=int, default=None, metavar="H W", help="Headerless RAW: rows and columns.")
 @click.option("--dtype", default=None, help="Headerless RAW: sample type, e.g. uint16.")
 @click.option("--cfa", default=None, help="CFA pattern when the file does not say (RGGB, GRBG, GBRG, BGGR).")
@@ -81,7 +83,7 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--white", default=None, type=float, help="White level (overrides the file's).")
 @click.option("--rgb-format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
 @click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files instead of stopping.")
-def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, shape, dtype, cfa, black, white, rgb_format, skip_bad):
+def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, profile, shape, dtype, cfa, black, white, rgb_format, skip_bad):
     """(RGB, RAW) training pairs in the AIM 2022 layout: from RAW files through a real ISP, or synthetic."""
     if synthetic:
         from revisp_tf.data.synthetic import make_synthetic_pairs
@@ -98,7 +100,7 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, s
 
     summary = make_pairs_from_raw(
         list(raw_files), out_dir, patch=patch or 504, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
-        progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
+        profile=profile, progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
     )
     for scene in summary["scenes"]:
         click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}"

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from revisp_tf.train.config import load_config
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "demo.yaml"
+# training/configs/demo.yaml, installed as package data of revisp_tf.configs (setup.py).
+DEMO_CONFIG = Path(str(importlib.resources.files("revisp_tf.configs") / "demo.yaml"))
 
 
 def run_demo(out_dir, overrides=(), overwrite: bool = False):
@@ -27,7 +29,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     from revisp_tf.isp.process import visualize_raw
     from revisp_tf.isp.sensor import get_sensor
     from revisp_tf.models import predict_bayer
-    from revisp_tf.train.trainer import train
+    from revisp_tf.train.train_lib import train
 
     out = Path(out_dir)
     cfg = load_config(DEMO_CONFIG, overrides)
@@ -46,7 +48,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     import keras
 
     model = keras.models.load_model(model_path)
-    from revisp_tf.train.trainer import load_examples
+    from revisp_tf.train.train_lib import load_examples
 
     _, val_examples, _ = load_examples(cfg, run_dir)
     yield f"[3/5] evaluating on {len(val_examples)} held-out images (scenes never seen in training)"

@@ -58,7 +58,7 @@ from revisp_tf.io.images import atomic_write  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
 from revisp_tf.models import check_rgb, load_reverse_isp, trainable_parameter_count  # noqa: E402
 from revisp_tf.train import config as config_lib  # noqa: E402
-from revisp_tf.train.trainer import train  # noqa: E402
+from revisp_tf.train.train_lib import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # One source of each camera that has two stays out: its sibling trains, as a challenge's test

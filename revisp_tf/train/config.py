@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from revisp_tf.models.global_stage import GLOBAL_STAGES
+from revisp_tf.models.reverse_isp import VARIANTS
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be applied."""
@@ -20,12 +23,17 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    variant: str = "dual"  # baseline | single | dual
+    variant: str = "dual"  # baseline | single | dual | global (the global stage alone)
     base_filters: int = 64
     depth: int = 4
     mask_rule: str = "luma"  # luma (Y >= 0.978) | max (max(R,G,B) >= 0.99)
     mask_threshold: typing.Optional[float] = None
     init_from: str = ""  # start from these weights: a .keras file of the same architecture, or "shipped"
+    # none: the paper's nets | upi: a global stage starting as UPI's default camera | fitted: one fitted
+    # in closed form on the training pairs before the nets train (see models/global_stage.py)
+    global_stage: str = "none"
+    global_knots: int = 24  # knots of each curve of the global stage
+    global_smoothness: float = 1e-3  # ridge on the curves' second differences in the closed-form fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +84,7 @@ class RuntimeConfig:
     checkpoint_every_steps: int = 200
     log_every_steps: int = 10
     steps_per_epoch: int = 0  # 0: one pass over the training set
+    jit_compile: bool = False  # XLA-compile the training step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +101,8 @@ class ExperimentConfig:
 
 
 _CHOICES = {
-    "model.variant": ("baseline", "single", "dual"),
+    "model.variant": VARIANTS,
+    "model.global_stage": GLOBAL_STAGES,
     "model.mask_rule": ("luma", "max"),
     "data.source": ("folder", "synthetic"),
     "data.layout": ("aim22", "folder"),
@@ -102,7 +112,7 @@ _CHOICES = {
     "optim.phases.loss": ("paper", "l2", "mse_bayer"),
     "runtime.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
 }
-_POSITIVE = {"model.base_filters", "model.depth", "data.crop", "data.batch_size", "optim.phases.epochs",
+_POSITIVE = {"model.base_filters", "model.depth", "model.global_knots", "data.crop", "data.batch_size", "optim.phases.epochs",
              "optim.phases.learning_rate", "runtime.checkpoint_every_steps", "runtime.log_every_steps",
              "data.synthetic_count", "data.synthetic_patch"}
 
@@ -158,14 +168,20 @@ def _validate(cfg: ExperimentConfig) -> None:
     for i, phase in enumerate(cfg.optim.phases):
         for f in dataclasses.fields(phase):
             check(f"optim.phases.{i}.{f.name}", getattr(phase, f.name))
-    if not cfg.optim.phases:
-        raise ConfigError("optim.phases: need at least one phase")
+    if not cfg.optim.phases and cfg.model.variant != "global":
+        raise ConfigError("optim.phases: need at least one phase (only the global variant can be fitted alone)")
+    if cfg.model.variant == "global" and cfg.model.global_stage == "none":
+        raise ConfigError("model.global_stage: the global variant is the global stage alone; choose upi or fitted")
+    if cfg.model.variant == "baseline" and cfg.model.global_stage != "none":
+        raise ConfigError("model.global_stage: the baseline variant (the paper's plain U-Net) takes no global stage")
+    if cfg.model.global_knots < 3:
+        raise ConfigError(f"model.global_knots: need at least 3 knots, got {cfg.model.global_knots}")
     if cfg.data.crop % 2:
         raise ConfigError(f"data.crop: must be even (whole bayer tiles), got {cfg.data.crop}")
     if cfg.data.source == "folder" and not cfg.data.train_dir:
         raise ConfigError("data.train_dir: required when data.source is 'folder'")
-    if cfg.model.variant == "baseline" and any(p.loss == "paper" for p in cfg.optim.phases):
-        raise ConfigError("optim.phases: the baseline variant has no demosaiced output; use loss mse_bayer or l2")
+    if cfg.model.variant in ("baseline", "global") and any(p.loss == "paper" for p in cfg.optim.phases):
+        raise ConfigError(f"optim.phases: the {cfg.model.variant} variant has no perceptual loss; use loss mse_bayer or l2")
     for name in ("noe_gamma", "gamma"):
         g = getattr(cfg.loss, name)
         if g is not None and not 0 < g <= 1:

@@ -28,7 +28,7 @@ def build_objective(cfg: ExperimentConfig, loss_name: str, lpips_fn=None):
     variant = cfg.model.variant
 
     def objective(outputs, batch):
-        if variant == "baseline" or loss_name == "mse_bayer":
+        if variant in ("baseline", "global") or loss_name == "mse_bayer":
             terms = {"bayer_l2": per_example_mean(tf.square(outputs["bayer"] - batch["raw"]))}
         elif variant == "dual":
             gt, mask = batch["demosaiced"], outputs["mask"]
@@ -54,4 +54,9 @@ def build_objective(cfg: ExperimentConfig, loss_name: str, lpips_fn=None):
 
 
 def needs_lpips(cfg: ExperimentConfig) -> bool:
-    return cfg.model.variant != "baseline" and any(p.loss == "paper" for p in cfg.optim.phases)
+    return cfg.model.variant not in ("baseline", "global") and any(p.loss == "paper" for p in cfg.optim.phases)
+
+
+def needs_demosaiced(cfg: ExperimentConfig) -> bool:
+    """True if some phase's loss compares with the demosaiced-RAW ground truth (Demosaic Net)."""
+    return cfg.model.variant not in ("baseline", "global") and any(p.loss != "mse_bayer" for p in cfg.optim.phases)

@@ -1,107 +1,26 @@
-"""`revisp-tf train`: a custom loop under tf.distribute, with checkpoints, resume and TensorBoard.
+"""The training step: optimizer, per-replica loss and gradients, the distributed step function.
 
-Layout of a run directory:
-  config.yaml     the resolved config (a rerun must match it to resume)
-  checkpoints/    tf.train.CheckpointManager files (TF writes them to temporary names, then renames)
-  tb/train, tb/val  TensorBoard event files
-  history.json    validation metrics after each epoch
-  model.keras     the final inference model;  DONE  marks a finished run
+`train_lib` runs the phases and the loop around it; `evaluator` validates.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
-import yaml
-from absl import logging
 
-from revisp_tf import metrics
-from revisp_tf.isp.bayer import pack
-from revisp_tf.isp.sensor import get_sensor
-from revisp_tf.models import build_reverse_isp, training_model
+from revisp_tf.models.reverse_isp import has_global_stage
 from revisp_tf.train import config as config_lib
-from revisp_tf.train.objectives import build_objective, needs_lpips
-from revisp_tf.train.strategy import build_strategy, is_chief
 
 
-class RunDirError(ValueError):
-    """A run directory that cannot be used as asked."""
+def batch_inputs(model, batch):
+    """What `model` takes from a pipeline batch: the RGB, or `[rgb, context]` with a global stage."""
+    return [batch["rgb"], batch["context"]] if has_global_stage(model) else batch["rgb"]
 
 
-@dataclasses.dataclass
-class TrainResult:
-    run_dir: Path
-    model_path: Path
-    history: list[dict]
-    resumed_from_step: int
-
-
-def check_run_dir(cfg: config_lib.ExperimentConfig, run_dir: Path, overwrite: bool) -> None:
-    """Refuses to touch a finished run, or an unfinished one made with another config, unless `overwrite`."""
-    if not run_dir.exists():
-        return
-    done = (run_dir / "DONE").exists()
-    saved = run_dir / "config.yaml"
-    differs = saved.exists() and yaml.safe_load(saved.read_text()) != config_lib.to_dict(cfg)
-    if overwrite:
-        for name in ("checkpoints", "tb", "history.json", "model.keras", "DONE", "config.yaml"):
-            path = run_dir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    elif done:
-        raise RunDirError(f"{run_dir}: holds a finished run; pass --overwrite to train it again, or choose another --run-dir")
-    elif differs:
-        raise RunDirError(f"{run_dir}: holds an unfinished run with a different config; use --overwrite or another --run-dir")
-
-
-def load_examples(cfg: config_lib.ExperimentConfig, run_dir: Path):
-    """Train and validation examples, checked before any training starts."""
-    from revisp_tf.data.scan import scan_pairs, split_by_scene
-
-    data = cfg.data
-    if data.source == "synthetic":
-        from revisp_tf.data.synthetic import make_synthetic_pairs
-
-        train_dir = run_dir / "data"
-        if not (train_dir / "meta.json").exists():
-            logging.info("making %d synthetic pairs in %s", data.synthetic_count, train_dir)
-            make_synthetic_pairs(train_dir, count=data.synthetic_count, seed=cfg.runtime.seed, patch=data.synthetic_patch)
-    else:
-        train_dir = Path(data.train_dir)
-    dirs = [train_dir] + ([Path(data.val_dir)] if data.val_dir else [])
-    for d in dirs:
-        if not d.is_dir():
-            raise config_lib.ConfigError(f"data folder {d} does not exist")
-    sensor = get_sensor(data.sensor)
-    if cfg.model.variant != "baseline":
-        from revisp_tf.data.prepare_gt import prepare_gt
-
-        for d in dirs:  # demosaiced ground truth (Demosaic Net); skips files already done
-            prepare_gt(d, sensor, layout=data.layout, skip_bad=data.skip_bad)
-    scan = lambda d: scan_pairs(d, layout=data.layout, sensor=sensor, skip_bad=data.skip_bad)  # noqa: E731
-    examples = scan(train_dir)
-    if data.val_dir:
-        train, val = list(examples), list(scan(Path(data.val_dir)))
-    else:
-        train, val = split_by_scene(examples, data.val_fraction, seed=cfg.runtime.seed)
-    if len(train) < data.batch_size:
-        raise config_lib.ConfigError(
-            f"{train_dir}: {len(train)} training images, fewer than one batch (data.batch_size={data.batch_size})"
-        )
-    if not val:
-        raise config_lib.ConfigError(f"{train_dir}: no validation images (a scene split needs at least 2 scenes)")
-    return train, val, sensor
-
-
-def _make_optimizer(cfg: config_lib.ExperimentConfig):
-    lr = cfg.optim.phases[0].learning_rate
+def make_optimizer(cfg: config_lib.ExperimentConfig):
+    lr = cfg.optim.phases[0].learning_rate if cfg.optim.phases else 1e-3  # a fit-only run never steps
     if cfg.optim.optimizer == "adamw":
         opt = keras.optimizers.AdamW(lr, weight_decay=cfg.optim.weight_decay)
     else:
@@ -123,213 +42,10 @@ def init_weights(model, source: str) -> None:
     model.set_weights(donor.get_weights())
 
 
-def phase_of(cfg: config_lib.ExperimentConfig, epoch: int) -> int:
-    """Index of the optimisation phase that `epoch` (0-based) belongs to."""
-    end = 0
-    for i, phase in enumerate(cfg.optim.phases):
-        end += phase.epochs
-        if epoch < end:
-            return i
-    return len(cfg.optim.phases) - 1
-
-
-class _Summaries:
-    """TensorBoard writers, or no-ops on non-chief workers."""
-
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.enabled = enabled
-        if enabled:
-            self.train = tf.summary.create_file_writer(str(run_dir / "tb" / "train"))
-            self.val = tf.summary.create_file_writer(str(run_dir / "tb" / "val"))
-
-    def scalars(self, which: str, values: dict, step: int) -> None:
-        if self.enabled:
-            with getattr(self, which).as_default(step=step):
-                for k, v in values.items():
-                    tf.summary.scalar(k, float(v))
-
-    def images(self, images: dict, step: int, max_outputs: int) -> None:
-        if self.enabled:
-            with self.val.as_default(step=step):
-                for k, v in images.items():
-                    tf.summary.image(k, v, max_outputs=max_outputs)
-
-    def flush(self) -> None:
-        if self.enabled:
-            self.train.flush()
-            self.val.flush()
-
-
-def evaluate(model, dataset, sensor, max_images: int = 4):
-    """Challenge PSNR/SSIM over a validation dataset, overall and on OE / other pixels; plus images."""
-    from revisp_tf.isp.mask import overexposure_mask
-    from revisp_tf.isp.process import visualize_raw
-
-    rows, images = [], {}
-    for batch in dataset:
-        pred = model(batch["rgb"], training=False)
-        pred = tf.cast(pred, tf.float32)
-        oe = pack(overexposure_mask(batch["rgb"]))  # each packed sample's own pixel's mask
-        rows.append(
-            np.stack(
-                [
-                    metrics.psnr(pred, batch["raw"]).numpy(),
-                    metrics.ssim(pred, batch["raw"]).numpy(),
-                    metrics.psnr(pred, batch["raw"], oe).numpy(),
-                    metrics.psnr(pred, batch["raw"], 1.0 - oe).numpy(),
-                    tf.reduce_sum(oe, axis=[1, 2, 3]).numpy(),
-                ],
-                axis=-1,
-            )
-        )
-        if not images:
-            n = max_images
-            images = {
-                "input_rgb": batch["rgb"][:n],
-                "mask": overexposure_mask(batch["rgb"][:n]),
-                "raw_predicted": visualize_raw(pred[:n]),
-                "raw_ground_truth": visualize_raw(batch["raw"][:n]),
-            }
-    table = np.concatenate(rows)
-    has_oe = table[:, 4] > 0
-    result = {
-        "psnr": float(table[:, 0].mean()),
-        "ssim": float(table[:, 1].mean()),
-        # OE PSNR averages over the images that have overexposed pixels at all.
-        "psnr_oe": float(table[has_oe, 2].mean()) if has_oe.any() else float("nan"),
-        "psnr_noe": float(table[:, 3].mean()),
-    }
-    return result, images
-
-
-def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, verbose: int = 1) -> TrainResult:
-    """Trains the config's model into `run_dir`, resuming from its last checkpoint if there is one."""
-    run_dir = Path(run_dir)
-    check_run_dir(cfg, run_dir, overwrite)
-    # MultiWorkerMirrored must exist before TF runs any op, so the strategy comes first.
-    strategy = build_strategy(cfg.runtime.strategy, cfg.runtime.devices)
-    keras.utils.set_random_seed(cfg.runtime.seed)
-    tf.config.experimental.enable_op_determinism()
-    if cfg.runtime.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    chief = is_chief(strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train_examples, val_examples, sensor = load_examples(cfg, run_dir)
-    if chief:
-        config_lib.dump_config(cfg, run_dir / "config.yaml")
-
-    global_batch = cfg.data.batch_size
-    if global_batch % strategy.num_replicas_in_sync:
-        raise config_lib.ConfigError(
-            f"data.batch_size={global_batch} is not divisible by the {strategy.num_replicas_in_sync} replicas"
-        )
-    steps_per_epoch = cfg.runtime.steps_per_epoch or len(train_examples) // global_batch
-
-    with strategy.scope():
-        model = build_reverse_isp(
-            cfg.model.variant, cfg.model.base_filters, cfg.model.depth, cfg.model.mask_threshold, cfg.model.mask_rule
-        )
-        if cfg.model.init_from:
-            init_weights(model, cfg.model.init_from)
-        train_model = training_model(model)
-        optimizer = _make_optimizer(cfg)
-        optimizer.build(train_model.trainable_variables)
-        lpips_fn = None
-        if needs_lpips(cfg):
-            from revisp_tf.losses.lpips import LPIPSAlex
-
-            lpips_fn = LPIPSAlex(name="lpips")  # frozen; built here so its variables live in the strategy
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    ckpt_dir = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="revisp_worker_ckpt_"))
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=3)
-    resumed = 0
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        resumed = int(step.numpy())
-        logging.info("resumed from %s (step %d)", manager.latest_checkpoint, resumed)
-        if verbose:
-            print(f"resumed from step {resumed}", flush=True)
-
-    from revisp_tf.data.pipeline import make_dataset
-
-    def distributed_step_fn(objective):
-        def replica_step(batch):
-            terms, grads = replica_gradients(train_model, objective, batch, global_batch, optimizer, cfg.runtime.mixed_precision)
-            optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
-            return terms
-
-        @tf.function
-        def run(batch):
-            per_replica = strategy.run(replica_step, args=(batch,))
-            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-
-        return run
-
-    summaries = _Summaries(run_dir, chief)
-    val_ds = make_dataset(
-        val_examples, crop=cfg.data.crop, batch_size=max(1, min(global_batch, 8)), training=False,
-        with_demosaiced=False, sensor=sensor,
-    )
-    history_path = run_dir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() and resumed else []
-    step_fns: dict[int, object] = {}
-    start_epoch, offset = divmod(resumed, steps_per_epoch)
-    for epoch in range(start_epoch, cfg.total_epochs):
-        p = phase_of(cfg, epoch)
-        phase = cfg.optim.phases[p]
-        optimizer.learning_rate = phase.learning_rate
-        if p not in step_fns:
-            step_fns[p] = distributed_step_fn(build_objective(cfg, phase.loss, lpips_fn))
-        # One dataset per epoch seeded by the epoch: a resumed run replays the same batches.
-        ds = make_dataset(
-            train_examples, crop=cfg.data.crop, batch_size=global_batch, training=True,
-            seed=cfg.runtime.seed * 100_003 + epoch, augment=cfg.data.augment, sensor=sensor,
-            with_demosaiced=cfg.model.variant != "baseline",
-        ).take(steps_per_epoch).skip(offset if epoch == start_epoch else 0)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dist = strategy.experimental_distribute_dataset(ds.with_options(options))
-        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, unit_name="step")
-        if verbose:
-            print(f"epoch {epoch + 1}/{cfg.total_epochs} (phase {p + 1}: {phase.loss}, lr {phase.learning_rate:g})", flush=True)
-        bar.update(offset if epoch == start_epoch else 0)
-        t0 = time.perf_counter()
-        for batch in dist:
-            terms = step_fns[p](batch)
-            step.assign_add(1)
-            s = int(step.numpy())
-            bar.add(1, values=[("loss", float(terms["total"]))])
-            if s % cfg.runtime.log_every_steps == 0:
-                summaries.scalars("train", {f"loss/{k}": v for k, v in terms.items()} | {"learning_rate": phase.learning_rate}, s)
-            if s % cfg.runtime.checkpoint_every_steps == 0:
-                manager.save(checkpoint_number=s)
-        val, images = evaluate(model, val_ds, sensor, cfg.data.val_images)
-        s = int(step.numpy())
-        summaries.scalars("val", {f"challenge/{k}": v for k, v in val.items()}, s)
-        summaries.images(images, s, cfg.data.val_images)
-        summaries.flush()
-        history.append({"epoch": epoch + 1, "step": s, "seconds": round(time.perf_counter() - t0, 2), **val})
-        if chief:
-            _write_json(history_path, history)
-        manager.save(checkpoint_number=s)
-        if verbose:
-            print(f"  val psnr {val['psnr']:.2f} dB  ssim {val['ssim']:.4f}  oe {val['psnr_oe']:.2f}  noe {val['psnr_noe']:.2f}", flush=True)
-    model_path = run_dir / "model.keras"
-    if chief:
-        tmp = run_dir / "model.tmp.keras"
-        model.save(tmp)
-        tmp.replace(model_path)
-        (run_dir / "DONE").write_text(f"step {int(step.numpy())}\n")
-    else:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return TrainResult(run_dir, model_path, history, resumed)
-
-
 def replica_gradients(train_model, objective, batch, global_batch: int, optimizer=None, mixed_precision=False):
     """One replica's loss terms and gradients, both scaled so that replicas add up to the global-batch mean."""
     with tf.GradientTape() as tape:
-        outputs = train_model(batch["rgb"], training=True)
+        outputs = train_model(batch_inputs(train_model, batch), training=True)
         outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
         terms = objective(outputs, batch)
         # Sum over this replica's examples / GLOBAL batch: replicas' gradients then add up
@@ -340,7 +56,17 @@ def replica_gradients(train_model, objective, batch, global_batch: int, optimize
     return {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}, grads
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+def distributed_step(strategy, train_model, optimizer, objective, global_batch: int, mixed_precision: bool, jit_compile: bool):
+    """The step function: one optimizer step on a distributed batch; returns the loss terms summed over replicas."""
+
+    def replica_step(batch):
+        terms, grads = replica_gradients(train_model, objective, batch, global_batch, optimizer, mixed_precision)
+        optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
+        return terms
+
+    @tf.function(jit_compile=jit_compile)
+    def run(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    return run

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from revisp_tf.train import trainer
+from revisp_tf.models import build_reverse_isp
+from revisp_tf.train import train_lib, trainer
 from revisp_tf.train.config import ConfigError, dump_config
 from tests.train.conftest import tiny_config
 
@@ -26,8 +27,8 @@ def _weights(model_path):
 
 def test_runs_logs_and_is_deterministic(tiny_pairs, tmp_path):
     cfg = tiny_config(tiny_pairs)
-    first = trainer.train(cfg, tmp_path / "a", verbose=0)
-    second = trainer.train(cfg, tmp_path / "b", verbose=0)
+    first = train_lib.train(cfg, tmp_path / "a", verbose=0)
+    second = train_lib.train(cfg, tmp_path / "b", verbose=0)
     assert [h["epoch"] for h in first.history] == [1, 2]
     assert np.isfinite(first.history[-1]["psnr"]) and first.history[-1]["psnr"] > 5
     for a, b in zip(_weights(first.model_path), _weights(second.model_path)):
@@ -51,38 +52,38 @@ def test_runs_logs_and_is_deterministic(tiny_pairs, tmp_path):
 
 def test_finished_run_is_not_overwritten(tiny_pairs, tmp_path):
     cfg = tiny_config(tiny_pairs, "model.variant=baseline", "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: mse_bayer}]")
-    trainer.train(cfg, tmp_path / "run", verbose=0)
-    with pytest.raises(trainer.RunDirError, match="finished run"):
-        trainer.train(cfg, tmp_path / "run", verbose=0)
-    assert trainer.train(cfg, tmp_path / "run", overwrite=True, verbose=0).resumed_from_step == 0
+    train_lib.train(cfg, tmp_path / "run", verbose=0)
+    with pytest.raises(train_lib.RunDirError, match="finished run"):
+        train_lib.train(cfg, tmp_path / "run", verbose=0)
+    assert train_lib.train(cfg, tmp_path / "run", overwrite=True, verbose=0).resumed_from_step == 0
 
 
 def test_unfinished_run_with_other_config_is_refused(tiny_pairs, tmp_path):
     (tmp_path / "run").mkdir()
     dump_config(tiny_config(tiny_pairs, "model.base_filters=4"), tmp_path / "run" / "config.yaml")
-    with pytest.raises(trainer.RunDirError, match="different config"):
-        trainer.train(tiny_config(tiny_pairs), tmp_path / "run", verbose=0)
+    with pytest.raises(train_lib.RunDirError, match="different config"):
+        train_lib.train(tiny_config(tiny_pairs), tmp_path / "run", verbose=0)
 
 
 def test_init_from_copies_weights(tiny_pairs, tmp_path):
     cfg = tiny_config(tiny_pairs, "model.variant=baseline", "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: mse_bayer}]")
-    first = trainer.train(cfg, tmp_path / "a", verbose=0)
+    first = train_lib.train(cfg, tmp_path / "a", verbose=0)
     import keras
 
     model = keras.models.load_model(first.model_path)
-    fresh = trainer.build_reverse_isp("baseline", 2, 2)
+    fresh = build_reverse_isp("baseline", 2, 2)
     trainer.init_weights(fresh, str(first.model_path))
     for a, b in zip(fresh.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="another size"):
-        trainer.init_weights(trainer.build_reverse_isp("baseline", 4, 2), str(first.model_path))
+        trainer.init_weights(build_reverse_isp("baseline", 4, 2), str(first.model_path))
 
 
 def test_bad_data_fails_before_training(tiny_pairs, tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        trainer.train(tiny_config(tmp_path / "nowhere"), tmp_path / "r1", verbose=0)
+        train_lib.train(tiny_config(tmp_path / "nowhere"), tmp_path / "r1", verbose=0)
     with pytest.raises(ConfigError, match="fewer than one batch"):
-        trainer.train(tiny_config(tiny_pairs, "data.batch_size=64"), tmp_path / "r2", verbose=0)
+        train_lib.train(tiny_config(tiny_pairs, "data.batch_size=64"), tmp_path / "r2", verbose=0)
     assert not (tmp_path / "r2" / "checkpoints").exists()
 
 

@@ -1,0 +1,31 @@
+"""Validation during training: the same scorer as `revisp-tf eval` (`evaluate.score_batch`)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from revisp_tf import evaluate as scorer
+from revisp_tf.isp.mask import overexposure_mask
+from revisp_tf.isp.process import visualize_raw
+from revisp_tf.train.trainer import batch_inputs
+
+
+def evaluate(model, dataset, sensor, max_images: int = 4):
+    """Challenge PSNR/SSIM over a validation dataset, overall and on OE / other pixels; plus images.
+
+    Means skip NaN: OE PSNR averages over the images that have overexposed pixels at all.
+    """
+    rows, images = [], {}
+    for batch in dataset:
+        pred = tf.cast(model(batch_inputs(model, batch), training=False), tf.float32)
+        rows += scorer.score_batch(pred, batch["raw"], scorer.packed_oe_mask(batch["rgb"]), sensor)
+        if not images:
+            n = max_images
+            images = {
+                "input_rgb": batch["rgb"][:n],
+                "mask": overexposure_mask(batch["rgb"][:n]),
+                "raw_predicted": visualize_raw(pred[:n]),
+                "raw_ground_truth": visualize_raw(batch["raw"][:n]),
+            }
+    summary = scorer.summarize(rows)
+    return {k: summary[k] for k in ("psnr", "ssim", "psnr_oe", "psnr_noe")}, images
