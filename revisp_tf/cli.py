@@ -177,28 +177,36 @@ def export(model_path, out_path, variant, quantize, size, dynamic, calibration):
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="(RGB, RAW) pairs.")
 @click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
 @click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
-@click.option("--baselines", default="upi,mosaic", show_default=True, help="Comma-separated; empty for none.")
+@click.option("--baselines", default="upi,mosaic", show_default=True,
+              help="Comma-separated from upi, mosaic, fitted (the global inverse fitted on --fit-data); empty for none.")
+@click.option("--fit-data", type=click.Path(file_okay=False), help="Pairs (same layout and sensor) the fitted baseline is fitted on.")
 @click.option("--out", "out_json", default="report.json", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--skip-bad", is_flag=True, help="Leave out bad files (listed with reasons) instead of stopping.")
-def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, out_json, skip_bad):
+def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data, out_json, skip_bad):
     """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
     from pathlib import Path
 
     from revisp_tf import evaluate
     from revisp_tf.data.scan import scan_pairs
     from revisp_tf.isp.sensor import get_sensor
-    from revisp_tf.models import predict_bayer
+    from revisp_tf.data.frames import frame_contexts
+    from revisp_tf.models import has_global_stage, predict_bayer
 
     spec = get_sensor(sensor)
     examples = scan_pairs(data_dir, layout=layout, sensor=spec, skip_bad=skip_bad)
     for bad in examples.skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
-    predict = None
+    predict, contexts = None, None
     if not no_model:
         model = _load_model(model_path)
-        predict = lambda rgb: predict_bayer(model, rgb)  # noqa: E731
+        predict = lambda rgb, context=None: predict_bayer(model, rgb, context=context)  # noqa: E731
+        if has_global_stage(model):
+            contexts = frame_contexts(examples)
     names = [b for b in baselines.split(",") if b]
-    report = evaluate.evaluate_pairs(examples, spec, predict, names)
+    if "fitted" in names and not fit_data:
+        raise click.UsageError("--baselines fitted needs --fit-data DIR (the pairs to fit the global inverse on)")
+    fitted = evaluate.fit_baseline(scan_pairs(fit_data, layout=layout, sensor=spec), spec) if "fitted" in names else None
+    report = evaluate.evaluate_pairs(examples, spec, predict, names, fitted=fitted, contexts=contexts)
     evaluate.write_report(report, out_json, Path(out_json).with_suffix(".csv"))
     click.echo(evaluate.format_table(report))
     click.echo(f"report: {out_json} (per image: {Path(out_json).with_suffix('.csv')})")

@@ -29,18 +29,34 @@ from revisp_tf.isp.bayer import mosaic, pack
 from revisp_tf.isp.mask import overexposure_mask
 from revisp_tf.isp.sensor import SensorSpec
 from revisp_tf.isp.unprocess import default_params, unprocess_to_bayer
+from revisp_tf.models.global_stage import context_window
 
-BASELINES = ("upi", "mosaic")
+BASELINES = ("upi", "mosaic", "fitted")  # "fitted": the camera-fitted global inverse, fitted on given pairs
+DEFAULT_BASELINES = ("upi", "mosaic")
 FIELDS = ("psnr", "ssim", "psnr_oe", "psnr_noe", "ssim_skimage")
 
 
-def baseline_bayer(name: str, rgb: np.ndarray) -> np.ndarray:
-    """Packed RGGB prediction of a classical baseline for RGB in [0, 1]."""
+def baseline_bayer(name: str, rgb: np.ndarray, fitted=None) -> np.ndarray:
+    """Packed RGGB prediction of a classical baseline for RGB in [0, 1]; "fitted" needs `fitted` (GlobalInverse)."""
+    if name == "fitted":
+        if fitted is None:
+            raise ValueError("baseline fitted: needs pairs to fit the global inverse on (eval --fit-data DIR)")
+        return fitted.predict(rgb)
     if name == "upi":
         return np.clip(unprocess_to_bayer(rgb, default_params()).numpy(), 0.0, 1.0)
     if name == "mosaic":
         return mosaic(rgb).numpy()
     raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+
+
+def fit_baseline(examples, sensor: SensorSpec):
+    """The "fitted" baseline: the global inverse fitted in closed form on (RGB, RAW) examples."""
+    from revisp_tf.global_inverse import fit_global_inverse
+
+    if not examples:
+        raise ValueError("baseline fitted: no pairs to fit on (eval --fit-data DIR)")
+    rgbs = [read_rgb(ex.rgb) for ex in examples]
+    return fit_global_inverse(rgbs, [sensor.to_model_units(read_raw_npy(ex.raw)) for ex in examples])
 
 
 def packed_oe_mask(rgb) -> np.ndarray:
@@ -80,20 +96,32 @@ def summarize(rows: list[dict]) -> dict:
     return {f: _nanmean(r[f] for r in rows) for f in FIELDS}
 
 
-def evaluate_pairs(examples, sensor: SensorSpec, predict=None, baselines=BASELINES, progress: bool = True) -> dict:
+def evaluate_pairs(
+    examples, sensor: SensorSpec, predict=None, baselines=DEFAULT_BASELINES, progress: bool = True, fitted=None, contexts=None
+) -> dict:
     """Scores `predict(rgb) -> packed` (if given) and the baselines on (RGB, RAW) examples.
+
+    `fitted`: the GlobalInverse the "fitted" baseline uses. `contexts`: each example's frame
+    context (`data.frames.frame_contexts`) for a model with a global stage; `predict` is then
+    called as `predict(rgb, context)`.
 
     Returns {method: {"psnr": mean, …, "images": [{"name", "psnr", …}, …]}}. Means skip NaN:
     the OE PSNR mean is over the images that have overexposed pixels.
     """
     methods = (["model"] if predict is not None else []) + list(baselines)
     rows = {m: [] for m in methods}
-    for ex in tqdm(examples, desc="eval", unit="image", disable=not progress):
+    for i, ex in enumerate(tqdm(examples, desc="eval", unit="image", disable=not progress)):
         rgb = read_rgb(ex.rgb)
         gt = sensor.to_model_units(read_raw_npy(ex.raw))
         oe = packed_oe_mask(rgb)
         for m in methods:
-            pred = predict(rgb) if m == "model" else baseline_bayer(m, rgb)
+            if m != "model":
+                pred = baseline_bayer(m, rgb, fitted)
+            elif contexts is None:
+                pred = predict(rgb)
+            else:
+                summary, y, x = contexts[i]
+                pred = predict(rgb, context_window(summary, y, x, *rgb.shape[:2]))
             rows[m].append({"name": Path(ex.rgb).stem, **score(pred, gt, oe, sensor)})
     return {m: {**summarize(rows[m]), "images": rows[m]} for m in methods}
 
