@@ -26,15 +26,20 @@ Patch grid: AIM 2022 splits each frame into a 6 x 8 grid of patches `{scene}_{k}
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
 from revisp_tf.io.images import read_raw_npy, read_rgb
+from revisp_tf.models.inference_form import FusionParts, fusion_parts
 from revisp_tf.models.layers import PadToMultiple
 
 AIM22_ROWS, AIM22_COLS = 6, 8
@@ -84,29 +89,56 @@ def _check_frame(rgb) -> np.ndarray:
     x = np.asarray(rgb)
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ValueError(f"rgb: expected one image of shape (H, W, 3), got {x.shape}")
-    if x.dtype.kind != "f":
-        raise ValueError(f"rgb: expected a float array with values in [0, 1], got dtype {x.dtype}")
+    if x.dtype.kind != "f" and x.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"rgb: expected uint8, uint16 or a float array with values in [0, 1], got dtype {x.dtype}")
     if x.shape[0] % 2 or x.shape[1] % 2:
         raise ValueError(f"rgb: expected even height and width (whole 2x2 CFA tiles), got {x.shape[0]}x{x.shape[1]}")
-    lo, hi = x.min(), x.max()
-    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-        raise ValueError(f"rgb: expected finite values in [0, 1], got min {lo:.4g}, max {hi:.4g}")
+    if x.dtype.kind == "f":
+        lo, hi = x.min(), x.max()
+        if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+            raise ValueError(f"rgb: expected finite values in [0, 1], got min {lo:.4g}, max {hi:.4g}")
     return x
+
+
+def _check_context(context, h: int, w: int):
+    """None, a window function, or the (H, W, C) context array of the frame (checked against its size)."""
+    if context is None or callable(context):
+        return context
+    c = np.asarray(context)
+    if c.ndim != 3 or c.shape[:2] != (h, w) or c.dtype.kind != "f":
+        raise ValueError(f"context: expected a float array (H, W, C) = ({h}, {w}, C) like the frame, got {c.shape} {c.dtype}")
+    return c
+
+
+def unit_float(part: np.ndarray) -> np.ndarray:
+    """float32 values in [0, 1]: integer samples scaled by their type's maximum, as `read_rgb` scales them."""
+    if part.dtype.kind == "u":
+        return part.astype(np.float32) / np.float32(np.iinfo(part.dtype).max)
+    return np.asarray(part, np.float32)
 
 
 def tile_starts(size: int, tile: int, overlap: int, align: int) -> tuple[list[int], int]:
     """(starts, extent) of the tiles along one axis of `size` px.
 
     Starts are multiples of `align`, consecutive tiles overlap by at least `overlap`, the last
-    tile ends at `size` rounded up to `align`. An axis no longer than `tile` is one tile of
-    extent `size`.
+    tile ends at `size` rounded up to `align`. The extent is the smallest multiple of `align`, at
+    most `tile`, that needs no more tiles than `tile` itself would (a 3024 px axis at tile 512,
+    overlap 32, align 16 takes 7 tiles of 464 px, not 7 of 512). An axis no longer than `tile` is
+    one tile of extent `size`.
     """
     if size <= tile:
         return [0], size
-    last = -(-size // align) * align - tile
-    step = (tile - overlap) // align * align
-    count = 1 + -(-last // step)
-    return [min(i * step, last) for i in range(count)], tile
+    end = -(-size // align) * align
+
+    def starts(extent: int) -> list[int]:
+        last = end - extent
+        step = (extent - overlap) // align * align
+        return [min(i * step, last) for i in range(1 + -(-last // step))]
+
+    fewest = len(starts(tile))
+    smallest = -(-(overlap + align) // align) * align  # the first extent whose step is positive
+    extent = next(e for e in range(smallest, tile + align, align) if len(starts(e)) <= fewest)
+    return starts(extent), extent
 
 
 def _ramp(distance: np.ndarray, overlap: int, margin: int) -> np.ndarray:
@@ -137,6 +169,175 @@ def axis_weights(starts: Sequence[int], extent: int, margin: int) -> list[np.nda
     return [(w / total[pi : pi + half]).astype(np.float32) for pi, w in zip(p, windows)]
 
 
+# Which nets a tile of a mask-fusion model runs: both; only NOE (mask 0 on all its output
+# depends on); only OE (mask 1 there).
+TILE_KINDS = ("both", "noe", "oe")
+
+
+@dataclasses.dataclass(frozen=True)
+class TilePlan:
+    """The tiles of one frame: starts and extent per axis, blend weights, and the kind of each tile (rows x cols)."""
+
+    ys: list[int]
+    xs: list[int]
+    th: int
+    tw: int
+    wy: list[np.ndarray]
+    wx: list[np.ndarray]
+    kinds: np.ndarray
+
+    @property
+    def tiles(self) -> int:
+        return self.kinds.size
+
+    def count(self, kind: str) -> int:
+        return int(np.sum(self.kinds == kind))
+
+    @property
+    def oe_share(self) -> float:
+        """Share of the tiles that run the OE net."""
+        return (self.count("both") + self.count("oe")) / self.tiles
+
+
+class TiledInference:
+    """Runs a reverse-ISP model over whole frames by overlapping tiles; build it once, call it per frame.
+
+    Args:
+      model: RGB (N, H, W, 3) [+ context (N, H, W, C)] -> packed bayer (N, H/2, W/2, 4), e.g. from
+        `build_reverse_isp` or its `inference_form`.
+      skip_oe: for a mask-fusion (dual) model, run the OE net only on tiles whose blended output
+        region holds an overexposed pixel (and the NOE net only where one is not overexposed). The
+        output equals running both everywhere, to float rounding.
+      jit_compile: compile each tile batch's computation with XLA.
+    """
+
+    def __init__(self, model: keras.Model, *, skip_oe: bool = True, jit_compile: bool = False):
+        names = [t.name for t in model.inputs]
+        if len(names) > 1 and sorted(names) != ["context", "rgb"]:
+            raise ValueError(f"{model.name}: expected inputs 'rgb' and optionally 'context', got {names}")
+        self.model = model
+        self.input_names = names if len(names) > 1 else ["rgb"]
+        self.align, self.pad_value = model_alignment(model)
+        self.parts = fusion_parts(model) if skip_oe else None
+        specs = [tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]
+        runs = {"both": lambda *xs: _call(model, xs)}
+        if self.parts is not None:
+            runs.update({kind: functools.partial(_one_branch, self.parts, kind) for kind in ("noe", "oe")})
+            self._mask = tf.function(lambda *xs: _call(self.parts.mask, xs), input_signature=specs)
+        self._run = {k: tf.function(f, input_signature=specs, jit_compile=jit_compile) for k, f in runs.items()}
+
+    def plan(self, rgb, tile: int = 512, overlap: int = 64, *, margin: int | None = None, context=None,
+             batch_size: int = 1) -> TilePlan:
+        """The tiles of a frame and what each runs (the overexposure mask of every tile, computed first)."""
+        x = _check_frame(rgb)
+        return self._plan(x, tile, overlap, margin, _check_context(context, *x.shape[:2]), batch_size)
+
+    def _plan(self, x: np.ndarray, tile: int, overlap: int, margin, context, batch_size: int) -> TilePlan:
+        h, w = x.shape[:2]
+        margin = overlap // 8 * 2 if margin is None else margin
+        _check_tiling(tile, overlap, margin, batch_size, self.align)
+        ys, th = tile_starts(h, tile, overlap, self.align)
+        xs, tw = tile_starts(w, tile, overlap, self.align)
+        wy, wx = axis_weights(ys, th, margin), axis_weights(xs, tw, margin)
+        kinds = np.full((len(ys), len(xs)), "both", dtype=object)
+        if self.parts is not None:
+            for i, j in np.ndindex(kinds.shape):
+                mask = self._mask(*self._inputs(x, context, [(ys[i], xs[j])], th, tw)).numpy()[0, ..., 0]
+                region = mask
+                if self.parts.block_local and mask.shape == (th, tw):
+                    rows = self._blended(wy[i], h // 2 - ys[i] // 2)
+                    cols = self._blended(wx[j], w // 2 - xs[j] // 2)
+                    region = mask[2 * rows.start : 2 * rows.stop, 2 * cols.start : 2 * cols.stop]
+                oe, noe = bool(np.any(region != 0)), bool(np.any(region != 1))
+                kinds[i, j] = "both" if oe and noe else "oe" if oe else "noe"
+        return TilePlan(ys, xs, th, tw, wy, wx, kinds)
+
+    @staticmethod
+    def _blended(weights: np.ndarray, inside: int) -> slice:
+        """The packed rows (or columns) of a tile that reach the output: weight > 0 and inside the frame."""
+        used = np.flatnonzero(weights[:inside] > 0)
+        return slice(int(used[0]), int(used[-1]) + 1)
+
+    def _inputs(self, x, context, origins, th: int, tw: int) -> list[np.ndarray]:
+        """The model inputs of tiles at `origins` (y0, x0): frame values, the pad value beyond the frame."""
+        h, w = x.shape[:2]
+        batches = {}
+        for name in self.input_names:
+            tiles = None
+            for k, (y0, x0) in enumerate(origins):
+                ph, pw = min(th, h - y0), min(tw, w - x0)
+                if name == "rgb":
+                    part = unit_float(x[y0 : y0 + ph, x0 : x0 + pw])
+                elif callable(context):
+                    part = np.asarray(context(y0, x0, ph, pw), np.float32)
+                elif context is not None:
+                    part = np.asarray(context[y0 : y0 + ph, x0 : x0 + pw], np.float32)
+                else:
+                    raise ValueError(f"{self.model.name} takes a 'context' input: pass context= (array or window function)")
+                if tiles is None:
+                    tiles = np.full((len(origins), th, tw, part.shape[-1]), self.pad_value, np.float32)
+                tiles[k, :ph, :pw] = part
+            batches[name] = tiles
+        return [batches[name] for name in self.input_names]
+
+    def bands(self, rgb, tile: int = 512, overlap: int = 64, batch_size: int = 1, *, margin: int | None = None,
+              context=None, progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Yields (first packed row, finished rows (n, W/2, 4) float32) top to bottom, as the tiles complete.
+
+        Tiles are run in groups of whole tile rows (enough rows to fill a batch), each kind batched
+        apart; only the rows that later tiles can still add to are held in memory.
+        """
+        x = _check_frame(rgb)
+        context = _check_context(context, *x.shape[:2])
+        plan = self._plan(x, tile, overlap, margin, context, batch_size)
+        ys, xs, th, tw = plan.ys, plan.xs, plan.th, plan.tw
+        h2, w2 = x.shape[0] // 2, x.shape[1] // 2
+        group = max(1, -(-batch_size // len(xs)))
+        acc, acc_y0 = np.zeros((0, w2, 4), np.float32), 0
+        with tqdm(total=plan.tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
+            for first in range(0, len(ys), group):
+                rows = range(first, min(first + group, len(ys)))
+                end = min(ys[rows[-1]] // 2 + th // 2, h2)
+                acc = np.concatenate([acc, np.zeros((end - acc_y0 - len(acc), w2, 4), np.float32)])
+                for kind in TILE_KINDS:
+                    jobs = [(i, j) for i in rows for j in range(len(xs)) if plan.kinds[i, j] == kind]
+                    for b in range(0, len(jobs), batch_size):
+                        batch = jobs[b : b + batch_size]
+                        inputs = self._inputs(x, context, [(ys[i], xs[j]) for i, j in batch], th, tw)
+                        pred = np.asarray(self._run[kind](*inputs))
+                        for k, (i, j) in enumerate(batch):
+                            py, px = ys[i] // 2, xs[j] // 2
+                            ph, pw = min(th // 2, h2 - py), min(tw // 2, w2 - px)
+                            weight = plan.wy[i][:ph, None, None] * plan.wx[j][None, :pw, None]
+                            acc[py - acc_y0 : py - acc_y0 + ph, px : px + pw] += weight * pred[k, :ph, :pw]
+                        bar.update(len(batch))
+                done = ys[rows[-1] + 1] // 2 if rows[-1] + 1 < len(ys) else h2
+                yield acc_y0, acc[: done - acc_y0]
+                acc, acc_y0 = acc[done - acc_y0 :].copy(), done
+
+    def __call__(self, rgb, tile: int = 512, overlap: int = 64, batch_size: int = 1, *, margin: int | None = None,
+                 context=None, out=None, progress: bool = False):
+        """The (H/2, W/2, 4) float32 packed bayer of a frame, or `out` filled with it (rows assigned once, in order)."""
+        if out is None:
+            h, w = np.shape(rgb)[:2]
+            out = np.zeros((h // 2, w // 2, 4), np.float32)
+        for y0, rows in self.bands(rgb, tile, overlap, batch_size, margin=margin, context=context, progress=progress):
+            out[y0 : y0 + len(rows)] = rows
+        return out
+
+
+def _call(model: keras.Model, inputs):
+    return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+
+
+def _one_branch(parts: FusionParts, branch: str, *inputs):
+    """The model's output with only one branch run; the other's output, weighted by 0 there, taken as 0."""
+    y = _call(parts.noe if branch == "noe" else parts.oe, inputs)
+    zeros = tf.zeros_like(y)
+    oe, noe = (zeros, y) if branch == "noe" else (y, zeros)
+    return parts.fuse([*inputs, oe, noe], training=False)
+
+
 def infer_tiled(
     model: keras.Model,
     rgb,
@@ -145,45 +346,36 @@ def infer_tiled(
     batch_size: int = 1,
     *,
     margin: int | None = None,
+    context=None,
+    skip_oe: bool = True,
+    jit_compile: bool = False,
+    out=None,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Runs `model` (RGB -> packed bayer) on a full frame by overlapping tiles; see the module docstring.
+    """Runs `model` (RGB [+ context] -> packed bayer) on a full frame by overlapping tiles; see the module docstring.
 
     Args:
-      model: a model from `build_reverse_isp` (or any RGB (N, H, W, 3) -> (N, H/2, W/2, 4) model).
-      rgb: (H, W, 3) float array in [0, 1], H and W even (a NumPy memmap works too).
-      tile: tile side in px, a multiple of the model's alignment (16 for a depth-4 U-Net).
+      model: a model from `build_reverse_isp` or its `inference_form` (any RGB (N, H, W, 3)
+        [+ context (N, H, W, C)] -> (N, H/2, W/2, 4) model).
+      rgb: (H, W, 3) uint8, uint16 or float array in [0, 1], H and W even (a NumPy memmap works too).
+      tile: largest tile side in px, a multiple of the model's alignment (16 for a depth-4 U-Net).
       overlap: minimum overlap of neighbouring tiles in px (even).
       batch_size: tiles per model call.
       margin: px at each inner tile edge given weight 0 (even, at most overlap/2); default
         overlap/4 rounded down to even. Use `receptive_radius(depth)` or more for a result
         equal to one pass.
+      context: for a model with a 'context' input: the frame's (H, W, C) context, or a function
+        (y0, x0, h, w) -> (h, w, C) giving the context of a window; sliced like the RGB.
+      skip_oe, jit_compile: see `TiledInference`.
+      out: where to write the result (anything taking `out[y0:y1] = rows`, rows written once each,
+        top to bottom: a memmap or a streaming writer); default a new array.
+      progress: show tiles done / total.
 
     Returns:
-      (H/2, W/2, 4) float32 packed bayer.
+      (H/2, W/2, 4) float32 packed bayer (or `out`).
     """
-    x = _check_frame(rgb)
-    align, pad_value = model_alignment(model)
-    margin = overlap // 8 * 2 if margin is None else margin
-    _check_tiling(tile, overlap, margin, batch_size, align)
-    h, w = x.shape[:2]
-    ys, th = tile_starts(h, tile, overlap, align)
-    xs, tw = tile_starts(w, tile, overlap, align)
-    wy, wx = axis_weights(ys, th, margin), axis_weights(xs, tw, margin)
-    out = np.zeros((h // 2, w // 2, 4), np.float32)
-    jobs = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
-    for b in range(0, len(jobs), batch_size):
-        batch = jobs[b : b + batch_size]
-        tiles = np.full((len(batch), th, tw, 3), pad_value, np.float32)
-        for k, (i, j) in enumerate(batch):
-            part = x[ys[i] : ys[i] + th, xs[j] : xs[j] + tw]
-            tiles[k, : part.shape[0], : part.shape[1]] = part
-        pred = np.asarray(model.predict_on_batch(tiles))
-        for k, (i, j) in enumerate(batch):
-            py, px = ys[i] // 2, xs[j] // 2
-            ph, pw = min(th // 2, h // 2 - py), min(tw // 2, w // 2 - px)
-            weight = wy[i][:ph, None, None] * wx[j][None, :pw, None]
-            out[py : py + ph, px : px + pw] += weight * pred[k, :ph, :pw]
-    return out
+    runner = TiledInference(model, skip_oe=skip_oe, jit_compile=jit_compile)
+    return runner(rgb, tile, overlap, batch_size, margin=margin, context=context, out=out, progress=progress)
 
 
 def _patch_key(path: Path) -> tuple[str, int]:

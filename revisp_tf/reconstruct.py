@@ -4,6 +4,11 @@ Formats: `npy` is the challenge submission format (packed RGGB, `round(raw * nor
 uint16); `dng` is a CFA DNG that LibRaw and darktable open; `png` is the RAW visualised for
 people (bilinear demosaic, gray-world white balance, gamma). Every file is written to a
 temporary name and renamed, so a failure never leaves a partial output.
+
+Memory: an image is decoded once, as its 8- or 16-bit samples, and goes through the model tile
+by tile (`revisp_tf.inference.TiledInference`). `npy` output is written row band by row band as
+the tiles finish, so memory beyond the input does not grow with the image; `dng` and `png` hold
+the float32 result (H/2 x W/2 x 4) before writing it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from revisp_tf.inference import group_patch_files, infer_tiled, stitch_patches
-from revisp_tf.io import read_rgb, write_dng, write_npy, write_rgb
-from revisp_tf.io.images import ImageReadError
+from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches, unit_float
+from revisp_tf.io import write_dng, write_rgb
+from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples
 from revisp_tf.isp.process import visualize_raw
 from revisp_tf.isp.sensor import SensorSpec
 
@@ -45,15 +50,40 @@ def check_even(rgb: np.ndarray, name) -> None:
         raise ImageReadError(f"{name}: {w}x{h} px; the bayer output needs an even width and height (crop one row/column)")
 
 
+def write_npy_bands(path: Path, shape: tuple[int, int, int], bands, sensor: SensorSpec) -> Path:
+    """Writes the challenge .npy (stored uint16) from (first row, rows) bands given top to bottom, as they come."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint16)), "fortran_order": False, "shape": shape}
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        written = 0
+        for y0, rows in bands:
+            if y0 != written:
+                raise RuntimeError(f"{path}: rows {y0}.. arrived after {written} rows; expected them in order")
+            f.write(sensor.to_stored(rows).tobytes())
+            written += len(rows)
+        if written != shape[0]:
+            raise RuntimeError(f"{path}: {written} of {shape[0]} rows were produced")
+    return path
+
+
 def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec) -> Path:
     """Writes one packed RGGB reconstruction as `out_base` + the format's suffix."""
     if fmt == "npy":
-        return write_npy(out_base.with_suffix(".npy"), sensor.to_stored(bayer))
+        return write_npy_bands(out_base.with_suffix(".npy"), bayer.shape, [(0, bayer)], sensor)
     if fmt == "dng":
         return write_dng(out_base.with_suffix(".dng"), bayer, sensor)
     if fmt == "png":
         return write_rgb(out_base.with_suffix(".png"), np.asarray(visualize_raw(bayer)))
     raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def frame_context_of(model, rgb: np.ndarray):
+    """The 'context' input of a model that takes one, computed once on the whole frame; None otherwise."""
+    if "context" not in [t.name for t in model.inputs]:
+        return None
+    from revisp_tf.models.global_stage import frame_context
+
+    return frame_context(unit_float(rgb))
 
 
 def reconstruct_files(
@@ -65,10 +95,15 @@ def reconstruct_files(
     *,
     tile: int = 512,
     overlap: int = 64,
+    batch_size: int = 1,
     stitch: bool = False,
+    jit_compile: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Runs `model` on every input image (or on each stitched AIM 2022 frame) and writes the RAW files."""
+    """Runs `model` on every input image (or on each stitched AIM 2022 frame) and writes the RAW files.
+
+    With `progress`, frames done / total and, within a frame, tiles done / total are shown.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
     paths = expand_inputs(inputs)
@@ -79,10 +114,16 @@ def reconstruct_files(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    runner = TiledInference(model, jit_compile=jit_compile)
     written = []
     for name, files in tqdm(jobs, desc="infer", unit="frame" if stitch else "image", disable=not progress):
-        rgb = stitch_patches(files) if stitch else read_rgb(files[0])
+        rgb = stitch_patches(files) if stitch else read_rgb_samples(files[0])
         check_even(rgb, files[0] if not stitch else f"scene {name}")
-        bayer = infer_tiled(model, rgb, tile=tile, overlap=overlap)
-        written.append(write_output(bayer, out / name, fmt, sensor))
+        options = dict(batch_size=batch_size, context=frame_context_of(model, rgb), progress=progress)
+        if fmt == "npy":
+            bands = runner.bands(rgb, tile, overlap, **options)
+            shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
+            written.append(write_npy_bands((out / name).with_suffix(".npy"), shape, bands, sensor))
+        else:
+            written.append(write_output(runner(rgb, tile, overlap, **options), out / name, fmt, sensor))
     return written

@@ -169,8 +169,8 @@ def test_bad_input_is_refused(depth2):
         infer_tiled(depth2, rgb[:63])
     with pytest.raises(ValueError, match=r"shape \(H, W, 3\)"):
         infer_tiled(depth2, rgb[..., :2])
-    with pytest.raises(ValueError, match="float array"):
-        infer_tiled(depth2, (rgb * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="uint8, uint16 or a float array"):
+        infer_tiled(depth2, (rgb * 255).astype(np.int32))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         infer_tiled(depth2, rgb * 2)
     bad = rgb.copy()

@@ -97,6 +97,15 @@ def _drop_opaque_alpha(img: np.ndarray, path: Path) -> np.ndarray:
 
 def read_rgb(path) -> np.ndarray:
     """Reads a JPEG or PNG as float32 RGB (H, W, 3) in [0, 1], following the module's policy."""
+    img = read_rgb_samples(path)
+    return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
+
+
+def read_rgb_samples(path) -> np.ndarray:
+    """Reads a JPEG or PNG as its stored uint8 or uint16 RGB samples (H, W, 3), following the module's policy.
+
+    A quarter of `read_rgb`'s memory for 8-bit images: what full-frame inference keeps.
+    """
     path = Path(path)
     expected = "a JPEG or PNG image"
     data = _read_bytes(path, expected)
@@ -118,8 +127,9 @@ def read_rgb(path) -> np.ndarray:
         logging.warning("%s: greyscale image, replicating it to 3 channels", path)
         img = np.repeat(img, 3, axis=-1)
     else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
+        img = np.ascontiguousarray(img)  # a copy only after dropping alpha
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: no second full-size copy
+    return img
 
 
 def write_rgb(path, rgb, *, jpeg_quality: int = 95) -> Path:
