@@ -26,11 +26,11 @@ class _Group(click.Group):
 
 
 def _load_model(model_path):
-    """The model at `model_path`, or the shipped one when it is None."""
-    from revisp_tf.models import load_reverse_isp
+    """The inference form of the model at `model_path` (sub-pixel up convs, BatchNorm folded), or of the shipped one."""
+    from revisp_tf.models.inference_form import load_inference_model
     from revisp_tf.weights import default_model_path
 
-    return load_reverse_isp(model_path or default_model_path())
+    return load_inference_model(model_path or default_model_path())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,14 +136,16 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
 @click.option("--sensor", default="s7", show_default=True, help="Levels and normaliser of the output RAW.")
 @click.option("--tile", default=512, show_default=True, help="Tile side in px (full frames run tile by tile).")
 @click.option("--overlap", default=64, show_default=True, help="Overlap of neighbouring tiles in px.")
+@click.option("--batch-size", default=1, show_default=True, help="Tiles per model call.")
 @click.option("--stitch", is_flag=True, help="Rebuild AIM 2022 6x8 patch grids ({scene}_{k}) into full frames first.")
-def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, stitch):
+@click.option("--jit", is_flag=True, help="Compile the tile computation with XLA.")
+def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, stitch, jit):
     """Reconstruct RAW from RGB images (files or folders), any size, at full resolution."""
     from revisp_tf.isp.sensor import get_sensor
     from revisp_tf.reconstruct import reconstruct_files
 
-    written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor),
-                                tile=tile, overlap=overlap, stitch=stitch)
+    written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor), tile=tile,
+                                overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit)
     click.echo(f"{len(written)} file(s) written to {out_dir}")
 
 
