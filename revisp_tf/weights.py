@@ -1,18 +1,23 @@
 """Shipped weight files: where they live and their sha256 check.
 
-`saved_models/MANIFEST.json` maps each file name to its provenance (source package and
-version, licence, converter script) and sha256; every load checks the hash, so a
-corrupted or swapped file fails loudly instead of silently changing results.
+They live in the repository's top-level `saved_models/`, installed as the package
+`revisp_tf.saved_models` (setup.py) and found with importlib.resources, so a wheel or a
+`pip install .` carries them; `$REVISP_TF_MODELS` points elsewhere (the converter scripts'
+output). `MANIFEST.json` there maps each file name to its provenance (source package and
+version, licence, converter script) and sha256; every load checks the hash, so a corrupted
+or swapped file fails loudly instead of silently changing results.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 from pathlib import Path
 
-MODELS_DIR = Path(os.environ.get("REVISP_TF_MODELS", Path(__file__).resolve().parents[1] / "saved_models"))
+PACKAGE = "revisp_tf.saved_models"
+MODELS_DIR = Path(os.environ.get("REVISP_TF_MODELS") or str(importlib.resources.files(PACKAGE)))
 MANIFEST = MODELS_DIR / "MANIFEST.json"
 # The reverse-ISP model `infer`, `eval` and `export` use when --model is omitted.
 SHIPPED_MODEL = "revisp_dual_synthetic.keras"
