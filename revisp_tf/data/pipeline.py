@@ -2,7 +2,10 @@
 
 Elements are dicts of float32 tensors: "rgb" (N, crop, crop, 3) in [0, 1]; "raw" (N, crop/2,
 crop/2, 4) packed RGGB in model units (`sensor.to_model_units`); "demosaiced" (N, crop,
-crop, 3) when requested. RGB-only examples give "rgb" alone (in scan order, for inference).
+crop, 3) when requested; "context" (N, crop, crop, CONTEXT_CHANNELS) when frame contexts are
+given (models with a global stage): each pixel's slice of its frame's context, computed in the
+graph from the frame's summary and the patch's place, then cut and transformed with the RGB.
+RGB-only examples give "rgb" alone (in scan order, for inference).
 
 Keeping the bayer correct under augmentation: the RAW is unpacked to its full-resolution
 mosaic plane and cut, flipped and rotated together with the RGB and the demosaiced RAW, so
@@ -34,6 +37,7 @@ from revisp_tf.data.scan import DataError, Example, npy_layout, rggb_size
 from revisp_tf.isp import bayer
 from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.isp.sensor import SensorSpec
+from revisp_tf.models.global_stage import CONTEXT_CHANNELS, context_window_tf
 
 AUGMENTS = ("none", "transpose", "dihedral")
 N_OPS = 8  # dihedral ops: op // 4 = flip left-right first, op % 4 = quarter turns counter-clockwise
@@ -113,9 +117,17 @@ def _decode_array(path, offset, shape, fmt: _ArrayFormat):
     return tf.reshape(tf.cast(values, tf.float32), shape)
 
 
-def records(examples, with_raw: bool, with_demosaiced: bool) -> dict:
-    """Column tensors of file paths and .npy data offsets/shapes, one row per example."""
+def records(examples, with_raw: bool, with_demosaiced: bool, contexts=None) -> dict:
+    """Column tensors of file paths and .npy data offsets/shapes, one row per example.
+
+    `contexts`: (FrameContext, y, x) per example (`data.frames.frame_contexts`), or None.
+    """
     cols = {"rgb": [str(e.rgb) for e in examples]}
+    if contexts is not None:
+        cols["ctx_grid"] = np.stack([c.grid for c, _, _ in contexts])
+        cols["ctx_stats"] = np.stack([c.stats for c, _, _ in contexts])
+        cols["ctx_frame"] = np.array([c.shape for c, _, _ in contexts], np.int32)
+        cols["ctx_origin"] = np.array([(y, x) for _, y, x in contexts], np.int32)
     for key, on in (("raw", with_raw), ("demosaiced", with_demosaiced)):
         if not on:
             continue
@@ -133,6 +145,11 @@ def make_decoder(sensor: SensorSpec | None, raw_format=None, demosaiced_format=N
 
     def decode(record):
         out = {"rgb": _decode_rgb(record["rgb"])}
+        if "ctx_grid" in record:
+            size = tf.shape(out["rgb"])[:2]
+            context = context_window_tf(record["ctx_grid"], record["ctx_stats"], record["ctx_frame"], record["ctx_origin"], size)
+            context.set_shape([None, None, CONTEXT_CHANNELS])
+            out["context"] = context
         if raw_format is not None:
             raw = _decode_array(record["raw"], record["raw_offset"], record["raw_shape"], raw_format)
             if raw_format.kind == "png":
@@ -141,6 +158,8 @@ def make_decoder(sensor: SensorSpec | None, raw_format=None, demosaiced_format=N
             if sensor.cfa != CANONICAL_CFA:
                 raw = bayer.convert_pattern(raw, sensor.cfa, CANONICAL_CFA)
                 out["rgb"] = bayer.crop_to_pattern(out["rgb"], sensor.cfa, CANONICAL_CFA)
+                if "context" in out:
+                    out["context"] = bayer.crop_to_pattern(out["context"], sensor.cfa, CANONICAL_CFA)
             raw.set_shape([None, None, 4])
             out["raw"] = raw
         if demosaiced_format is not None:
@@ -158,12 +177,14 @@ def make_decoder(sensor: SensorSpec | None, raw_format=None, demosaiced_format=N
 
 
 def _stack(features):
-    """Full-resolution planes side by side: rgb (3), mosaic (1), demosaiced (3), whichever are present."""
+    """Full-resolution planes side by side: rgb (3), mosaic (1), demosaiced (3), context, whichever are present."""
     planes = [features["rgb"]]
     if "raw" in features:
         planes.append(bayer.unpack(features["raw"]))
     if "demosaiced" in features:
         planes.append(features["demosaiced"])
+    if "context" in features:
+        planes.append(features["context"])
     return tf.concat(planes, axis=-1)
 
 
@@ -176,8 +197,12 @@ def _unstack(x, features, crop):
         c += 1
     if "demosaiced" in features:
         out["demosaiced"] = x[..., c : c + 3]
+        c += 3
+    if "context" in features:
+        out["context"] = x[..., c : c + CONTEXT_CHANNELS]
+    shapes = {"raw": [crop // 2, crop // 2, 4], "context": [crop, crop, CONTEXT_CHANNELS]}
     for key, v in out.items():
-        v.set_shape([crop // 2, crop // 2, 4] if key == "raw" else [crop, crop, 3])
+        v.set_shape(shapes.get(key, [crop, crop, 3]))
     return out
 
 
@@ -274,6 +299,7 @@ def make_dataset(
     augment=True,
     with_demosaiced: bool = True,
     sensor: SensorSpec | None = None,
+    contexts=None,
 ) -> tf.data.Dataset:
     """Batched, prefetched dataset of the examples (see the module docstring for the element dicts).
 
@@ -288,6 +314,7 @@ def make_dataset(
       augment: "dihedral" (True), "transpose" or "none" (False); see the module docstring.
       with_demosaiced: add "demosaiced" (every paired example needs its `prepare_gt` file).
       sensor: how stored RAW maps to model units; required for paired examples.
+      contexts: (FrameContext, y, x) per example (`data.frames.frame_contexts`) to add "context".
     """
     ops = augment_ops(augment)
     _check_request(examples, crop, ops, with_demosaiced, sensor, training)
@@ -298,7 +325,7 @@ def make_dataset(
         _format(examples, "raw") if paired else None,
         _format(examples, "demosaiced") if with_demosaiced else None,
     )
-    ds = tf.data.Dataset.from_tensor_slices(records(examples, paired, with_demosaiced))
+    ds = tf.data.Dataset.from_tensor_slices(records(examples, paired, with_demosaiced, contexts))
     if training:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
         augment_fn = make_augmenter(crop, augment, seed)
