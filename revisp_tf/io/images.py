@@ -9,16 +9,30 @@ Reading policy of `read_rgb` (JPEG and PNG, recognised by their content, not the
   sensor mosaic they were rendered from.
 - Missing, empty, truncated or corrupt files and non-images raise one `ImageReadError` naming
   the file and what was expected. A JPEG counts as truncated when no end-of-image marker
-  follows its first scan (OpenCV's file reader silently decodes such files partially).
+  follows its first scan (OpenCV's file reader silently decodes such files partially), and as
+  corrupt when libjpeg warns about its data ("Corrupt JPEG data: ...", which OpenCV only
+  prints to stderr and then returns the damaged pixels).
+- Size limit: an image whose header declares more than `max_pixels()` pixels (default
+  `DEFAULT_MAX_PIXELS`, 64 MP, e.g. 8000x8000; `set_max_pixels` or `revisp-tf
+  --max-megapixels` raises it) is refused before it is decoded, so a bogus or huge header
+  never allocates gigabytes.
 
-Every writer here goes through `atomic_write`, so a failure never leaves a half-written file.
+Every writer here goes through `atomic_write`, so a failure never leaves a half-written file;
+a write that fails (read-only folder, full disk) raises `WriteError` naming the file asked
+for, not its temporary name. Temporary names carry the writer's process id: the first write
+of a later process into a folder removes the temporaries that dead writers left there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
+import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -31,12 +45,105 @@ from revisp_tf.isp._checks import as_float_tensor
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"
+# Start-of-frame markers (they carry the image size): C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# libjpeg's warnings about damaged image data (jerror.h JWRN_*); OpenCV prints them and carries on.
+_LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg")
 RAW_DTYPES = ("uint16", "float16", "float32", "float64")
+DEFAULT_MAX_PIXELS = 64_000_000
+_limits = {"max_pixels": DEFAULT_MAX_PIXELS}
+# Temporary names of atomic_write: .{name}.{pid}.{token}.tmp{suffix}
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+_swept_dirs: set[Path] = set()
+_stderr_lock = threading.Lock()
 
 
 class ImageReadError(ValueError):
     """A file that cannot be read as the image or array the caller expected."""
+
+
+class WriteError(OSError):
+    """An output file that could not be written; the message names the file asked for."""
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) the readers decode."""
+    return _limits["max_pixels"]
+
+
+def set_max_pixels(pixels: int) -> None:
+    """Raises (or lowers) the image-size limit of the readers."""
+    if int(pixels) != pixels or pixels < 1:
+        raise ValueError(f"max pixels: expected a positive whole number, got {pixels}")
+    _limits["max_pixels"] = int(pixels)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Deletes the temporaries of `atomic_write` in `folder` whose writing process is gone; returns them."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TMP_NAME.match(p.name)
+        if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _write_error(message: str, e: OSError | None = None) -> WriteError:
+    err = WriteError(message)  # one argument: str() is the message alone, without "[Errno N]"
+    err.errno = None if e is None else e.errno
+    return err
+
+
+def _reason(e: OSError, folder: Path) -> str:
+    """The OS's reason; for a short write without one (NumPy's "N requested and M written"), the space left."""
+    if e.strerror:
+        return e.strerror
+    with contextlib.suppress(OSError):
+        return f"{e} ({shutil.disk_usage(folder).free:,} bytes free there: is the disk full?)"
+    return str(e)
+
+
+def check_writable_dir(folder) -> Path:
+    """Creates `folder` if needed and proves a file can be written there; WriteError naming it if not.
+
+    For the CLI, before any expensive work: a read-only or missing target fails at once.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise _write_error(f"cannot write into {folder}: {e.strerror or e}", e) from None
+    return folder
+
+
+def check_output_file(path) -> Path:
+    """An output file name whose folder exists and is writable (WriteError naming it if not) and that is not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise _write_error(f"cannot write {path}: it is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise _write_error(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable_dir(path.parent)
+    return path
 
 
 @contextlib.contextmanager
@@ -45,14 +152,22 @@ def atomic_write(path) -> Iterator[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    if path.parent.resolve() not in _swept_dirs:
+        _swept_dirs.add(path.parent.resolve())
+        remove_stale_temporaries(path.parent)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
         if not tmp.is_file():
             raise RuntimeError(f"writing {path}: the writer did not create {tmp.name}")
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        raise _write_error(f"cannot write {path}: {_reason(e, path.parent)}", e) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _read_bytes(path: Path, expected: str) -> bytes:
@@ -66,21 +181,87 @@ def _read_bytes(path: Path, expected: str) -> bytes:
     return data
 
 
-def _jpeg_is_complete(data: bytes) -> bool:
-    """True if an end-of-image marker follows the first scan (skips header segments, which may hold thumbnails)."""
-    i = 2
+def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, bool]:
+    """((height, width) of the first frame header or None, whether an end-of-image marker follows the first scan).
+
+    Walks the header segments (which may hold thumbnails, so a bare search for markers would not do).
+    """
+    size, i = None, 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            return False
+            return size, False
         if data[i + 1] == 0xFF:  # fill byte before a marker
             i += 1
             continue
         seg_end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] in _JPEG_SOF and size is None and i + 9 <= len(data):
+            size = (int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big"))
         if data[i + 1] == _JPEG_SOS:
             # Inside entropy-coded data every 0xFF is stuffed or a marker, so FFD9 is the real EOI.
-            return data.find(_JPEG_EOI, seg_end) != -1
+            return size, data.find(_JPEG_EOI, seg_end) != -1
         i = seg_end
-    return False
+    return size, False
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the PNG's IHDR chunk, which must come first."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
+def _check_size(path: Path, size: tuple[int, int] | None, kind: str) -> None:
+    """Refuses a header without a usable size, or one above the pixel limit, before anything is decoded."""
+    if size is None or min(size) < 1:
+        raise ImageReadError(f"{path}: corrupt {kind} header (no image size); expected a JPEG or PNG image")
+    h, w = size
+    limit = max_pixels()
+    if h * w > limit:
+        raise ImageReadError(
+            f"{path}: {kind} is {w}x{h} px ({h * w / 1e6:.0f} MP), above the limit of {limit / 1e6:g} MP"
+            " (revisp-tf --max-megapixels raises it)"
+        )
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[list[str]]:
+    """Collects what native code (libjpeg inside OpenCV) writes to file descriptor 2 while the block runs.
+
+    Lines that are not libjpeg's corrupt-data warnings are written back to stderr afterwards.
+    """
+    lines: list[str] = []
+    with _stderr_lock, tempfile.TemporaryFile() as f:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            text = f.read().decode("utf-8", "replace")
+            lines += text.splitlines()
+            other = [ln for ln in lines if not ln.startswith(_LIBJPEG_CORRUPT)]
+            if other:
+                sys.stderr.write("\n".join(other) + "\n")
+
+
+def _decode(path: Path, data: bytes, jpeg: bool) -> np.ndarray | None:
+    """OpenCV's decode; ImageReadError for the corrupt data libjpeg only warns about, or an OpenCV error."""
+    buf = np.frombuffer(data, np.uint8)
+    try:
+        if not jpeg:
+            return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        with _native_stderr() as messages:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        reason = str(e).strip().splitlines()[-1]
+        raise ImageReadError(f"{path}: OpenCV cannot decode it ({reason}); expected a JPEG or PNG image") from None
+    corrupt = [m for m in messages if m.startswith(_LIBJPEG_CORRUPT)]
+    if corrupt:
+        raise ImageReadError(f"{path}: corrupt JPEG data (libjpeg: {corrupt[0]})")
+    return img
 
 
 def _drop_opaque_alpha(img: np.ndarray, path: Path) -> np.ndarray:
@@ -109,12 +290,17 @@ def read_rgb_samples(path) -> np.ndarray:
     path = Path(path)
     expected = "a JPEG or PNG image"
     data = _read_bytes(path, expected)
-    if data.startswith(_JPEG_MAGIC):
-        if not _jpeg_is_complete(data):
+    jpeg = data.startswith(_JPEG_MAGIC)
+    if jpeg:
+        size, complete = _jpeg_header(data)
+        if not complete:
             raise ImageReadError(f"{path}: JPEG is truncated (no end-of-image marker after the image data)")
-    elif not data.startswith(_PNG_MAGIC):
+        _check_size(path, size, "JPEG")
+    elif data.startswith(_PNG_MAGIC):
+        _check_size(path, _png_size(data), "PNG")
+    else:
         raise ImageReadError(f"{path}: not a JPEG or PNG file (starts with {data[:8]!r}); expected {expected}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = _decode(path, data, jpeg)
     if img is None:
         raise ImageReadError(f"{path}: corrupt or truncated image data; expected {expected}")
     if img.dtype not in (np.uint8, np.uint16):

@@ -1,3 +1,6 @@
+import os
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -202,3 +205,128 @@ def test_read_raw_npy_rejects_bad_files(tmp_path):
         read_raw_npy(tmp_path / "missing.npy")
     with pytest.raises(ValueError, match=r"ending in \.npy"):
         write_npy(tmp_path / "raw.bin", np.zeros((2, 2, 4), np.uint16))
+
+
+# ---------------------------------------------------------------- corrupt data, size limit, write faults
+
+
+def _jpeg_gradient() -> bytes:
+    y, x = np.mgrid[:64, :96]
+    return _encode(".jpg", np.stack([2 * x, 3 * y, x + y], -1).astype(np.uint8))
+
+
+def _scan_start(data: bytes) -> int:
+    i = data.find(b"\xff\xda")
+    return i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+
+
+def test_jpeg_with_garbage_mid_scan_is_refused(tmp_path, capfd):
+    """Garbage inside the entropy-coded data, end marker kept: OpenCV decodes it, libjpeg only warns."""
+    data = bytearray(_jpeg_gradient())
+    mid = (_scan_start(data) + len(data) - 2) // 2
+    data[mid : mid + 40] = np.random.default_rng(1).integers(0, 256, 40, dtype=np.uint8).tobytes()
+    path = _write(tmp_path / "garbage.jpg", bytes(data))
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED) is not None  # what OpenCV alone does
+    capfd.readouterr()
+    _raises_naming(path, r"corrupt JPEG data \(libjpeg: Corrupt JPEG data: premature end of data segment\)")
+    assert "Corrupt JPEG" not in capfd.readouterr().err  # the warning became the error, not noise
+
+
+def test_jpeg_with_extraneous_bytes_before_the_end_marker_is_refused(tmp_path):
+    data = _jpeg_gradient()
+    path = _write(tmp_path / "extra.jpg", data[:-2] + bytes(range(1, 42)) + data[-2:])
+    _raises_naming(path, r"corrupt JPEG data \(libjpeg: Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9\)")
+
+
+def test_good_jpeg_prints_nothing(tmp_path, capfd):
+    path = _write(tmp_path / "good.jpg", _jpeg_gradient())
+    capfd.readouterr()
+    assert read_rgb(path).shape == (64, 96, 3)
+    assert capfd.readouterr().err == ""
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height, followed by a tiny IDAT and IEND (valid CRCs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return images._PNG_MAGIC + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_huge_png_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    path = _write(tmp_path / "huge.png", _png_claiming(60000, 60000))
+    _raises_naming(path, r"PNG is 60000x60000 px \(3600 MP\), above the limit of 64 MP \(revisp-tf --max-megapixels raises it\)")
+    # Past OpenCV's own limit (2**30 px) its assertion becomes the same kind of one-line error.
+    monkeypatch.setitem(images._limits, "max_pixels", 4_000_000_000)
+    _raises_naming(path, "OpenCV cannot decode it")
+
+
+def test_image_size_limit_is_the_declared_width_times_height(tmp_path, monkeypatch):
+    png = write_rgb(tmp_path / "a.png", np.zeros((16, 24, 3), np.uint8))
+    jpg = write_rgb(tmp_path / "a.jpg", np.zeros((16, 24, 3), np.uint8))
+    assert images.max_pixels() == images.DEFAULT_MAX_PIXELS == 64_000_000
+    monkeypatch.setitem(images._limits, "max_pixels", 16 * 24)
+    assert read_rgb(png).shape == read_rgb(jpg).shape == (16, 24, 3)
+    images.set_max_pixels(16 * 24 - 1)
+    _raises_naming(png, r"PNG is 24x16 px")
+    _raises_naming(jpg, r"JPEG is 24x16 px")
+    with pytest.raises(ValueError, match="positive whole number"):
+        images.set_max_pixels(0)
+
+
+def test_write_into_a_read_only_folder_names_the_target(tmp_path):
+    from tests.mounts import read_only_folder
+
+    with read_only_folder(tmp_path / "ro") as ro:
+        with pytest.raises(images.WriteError) as info:
+            write_npy(ro / "out.npy", np.zeros((4, 4, 4), np.uint16))
+        assert str(info.value).startswith(f"cannot write {ro / 'out.npy'}: ")
+        assert ".tmp" not in str(info.value)
+        with pytest.raises(images.WriteError, match=f"cannot write into {ro}"):
+            images.check_writable_dir(ro)
+        with pytest.raises(images.WriteError, match=f"cannot write into {ro}"):
+            images.check_output_file(ro / "model.tflite")
+
+
+def test_full_disk_names_the_target_and_leaves_nothing(tmp_path):
+    from tests.mounts import full_folder
+
+    with full_folder(tmp_path / "full", size_kb=64) as full:
+        with pytest.raises(images.WriteError) as info:
+            write_npy(full / "big.npy", np.zeros((256, 256, 4), np.uint16))  # 512 KiB into 64 KiB
+        # NumPy reports a short write without errno; the message then adds the space left.
+        assert re.fullmatch(rf"cannot write {re.escape(str(full / 'big.npy'))}: 262144 requested and \d+ written "
+                            r"\([\d,]+ bytes free there: is the disk full\?\)", str(info.value)), str(info.value)
+        with pytest.raises(images.WriteError, match=f"cannot write {re.escape(str(full / 'big.bin'))}: No space left on device"):
+            with atomic_write(full / "big.bin") as tmp:
+                tmp.write_bytes(b"\0" * 300_000)
+        assert list(full.iterdir()) == []
+
+
+def test_check_output_file(tmp_path):
+    assert images.check_output_file(tmp_path / "x.tflite") == tmp_path / "x.tflite"
+    with pytest.raises(images.WriteError, match="it is a folder"):
+        images.check_output_file(tmp_path)
+    with pytest.raises(images.WriteError, match="does not exist"):
+        images.check_output_file(tmp_path / "missing" / "x.tflite")
+    assert images.check_writable_dir(tmp_path / "new" / "deeper").is_dir()
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".frame.{dead_pid}.0badc0de.tmp.npy"  # what a killed `infer` leaves
+    alive = tmp_path / f".other.{os.getppid()}.0badc0de.tmp.npy"  # a writer still running
+    foreign = tmp_path / ".notes.tmp"  # not the project's naming
+    for p in (stale, alive, foreign):
+        p.write_bytes(b"partial")
+    write_npy(tmp_path / "frame.npy", np.zeros((2, 2, 4), np.uint16))
+    assert not stale.exists() and alive.exists() and foreign.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, foreign.name, "frame.npy"])
