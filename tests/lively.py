@@ -15,7 +15,11 @@ def lively_model(variant="single", depth=2, seed=0, gain=3.0, base_filters=4):
     centred on 0.5 exercise both.
     """
     keras.utils.set_random_seed(seed)
-    model = build_reverse_isp(variant, base_filters=base_filters, depth=depth)
+    return enliven(build_reverse_isp(variant, base_filters=base_filters, depth=depth), seed, gain)
+
+
+def enliven(model, seed=0, gain=3.0):
+    """Random BatchNorm statistics and a head centred on 0.5 in every U-Net of `model` (see `lively_model`)."""
     rng = np.random.default_rng(seed)
     for layer in (inner for unet in model.layers if isinstance(unet, keras.Model) for inner in unet.layers):
         if isinstance(layer, keras.layers.BatchNormalization):
