@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from revisp_tf.inference import (
+    TiledInference,
     axis_weights,
     group_patch_files,
     infer_tiled,
@@ -18,7 +19,9 @@ from revisp_tf.inference import (
     tile_starts,
     unstitch,
 )
+from revisp_tf.models.inference_form import inference_form
 from tests.conftest import REALDATA, read_jpeg_rgb
+from tests.context_model import CONTEXT_CHANNELS, context_dual_model
 from tests.lively import generated_frame, lively_model
 
 
@@ -183,6 +186,134 @@ def test_bad_input_is_refused(depth2):
         infer_tiled(depth2, rgb, tile=128, overlap=65)
     with pytest.raises(ValueError, match="margin=40"):
         infer_tiled(depth2, rgb, tile=128, overlap=64, margin=40)
+
+
+def expected_kinds(plan, rgb):
+    """NumPy reference of each tile's kind: the luma mask (Y >= 0.978) over the full-resolution pixels of the
+    packed output the tile blends in (weight > 0, inside the frame): any 1 -> OE runs, any 0 -> NOE runs."""
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    oe = y >= 0.978
+    h2, w2 = rgb.shape[0] // 2, rgb.shape[1] // 2
+    kinds = np.empty((len(plan.ys), len(plan.xs)), object)
+    for i, y0 in enumerate(plan.ys):
+        rows = np.flatnonzero(plan.wy[i][: h2 - y0 // 2] > 0) + y0 // 2
+        for j, x0 in enumerate(plan.xs):
+            cols = np.flatnonzero(plan.wx[j][: w2 - x0 // 2] > 0) + x0 // 2
+            region = oe[2 * rows[0] : 2 * rows[-1] + 2, 2 * cols[0] : 2 * cols[-1] + 2]
+            kinds[i, j] = "both" if region.any() and not region.all() else "oe" if region.all() else "noe"
+    return kinds
+
+
+def skip_versus_both(model, rgb, **tiling):
+    """(plan, output with skipping, output running both nets on every tile)."""
+    runner = TiledInference(model)
+    plan = runner.plan(rgb, tiling["tile"], tiling["overlap"], margin=tiling.get("margin"))
+    return plan, runner(rgb, **tiling), TiledInference(model, skip_oe=False)(rgb, **tiling)
+
+
+def test_skipping_a_net_equals_running_both():
+    rgb = generated_frame(240, 320)
+    rgb[:120, 160:] = 1.0  # a saturated quarter: tiles wholly inside it need only the OE net
+    model = inference_form(lively_model("dual", depth=2))
+    plan, skipped, both = skip_versus_both(model, rgb, tile=64, overlap=16, batch_size=3)
+    np.testing.assert_array_equal(plan.kinds, expected_kinds(plan, rgb))
+    assert all(plan.count(k) > 0 for k in ("both", "noe", "oe"))
+    np.testing.assert_allclose(skipped, both, atol=1e-6, rtol=0)
+
+
+def test_skipped_net_is_really_not_run():
+    """A poisoned OE net (NaN output) poisons exactly the tiles that ran it: 0 * NaN is NaN, so any other would show."""
+    rgb = generated_frame(240, 320)
+    model = lively_model("dual", depth=2)
+    head = model.get_layer("unet_oe").get_layer("head")
+    head.set_weights([head.kernel.numpy(), np.full(3, np.nan, np.float32)])
+    runner = TiledInference(model)
+    plan = runner.plan(rgb, 64, 16)
+    want = np.zeros((120, 160), bool)
+    for i, j in zip(*np.nonzero(plan.kinds != "noe")):
+        want[plan.ys[i] // 2 : (plan.ys[i] + plan.th) // 2, plan.xs[j] // 2 : (plan.xs[j] + plan.tw) // 2] = True
+    got = np.isnan(runner(rgb, 64, 16)).any(-1)
+    assert 0 < want.mean() < 0.5
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(TiledInference(model, skip_oe=False)(rgb, 64, 16)).all()
+
+
+@pytest.mark.slow
+def test_skipping_on_a_real_frame_equals_running_both(realdata):
+    """Scene 78 (7.5 % overexposed, in a few tiles), through the inference form at depth 4 as shipped."""
+    rgb = real_frame(realdata)
+    model = inference_form(lively_model("dual", depth=4))
+    plan, skipped, both = skip_versus_both(model, rgb, tile=512, overlap=64, batch_size=2)
+    np.testing.assert_array_equal(plan.kinds, expected_kinds(plan, rgb))
+    assert 0.05 < plan.oe_share < 0.5
+    assert skipped.std() > 0.05
+    np.testing.assert_allclose(skipped, both, atol=1e-5, rtol=0)
+
+
+def test_context_is_sliced_like_the_rgb():
+    """A two-input model: tiles with their slice of the frame's context equal one pass over the frame."""
+    model = context_dual_model(depth=2)
+    rgb = generated_frame(240, 320)
+    yy, xx = np.mgrid[0:240, 0:320] / 100.0
+    context = np.stack([np.sin(yy), np.cos(xx), yy * xx / 5, yy - xx, np.ones_like(yy)], -1).astype(np.float32)
+    assert context.shape[-1] == CONTEXT_CHANNELS
+    ref = model.predict_on_batch([rgb[None], context[None]])[0]
+    tiling = dict(tile=128, overlap=80, batch_size=3, margin=32)  # margin 32 >= radius 26: exact
+    np.testing.assert_allclose(infer_tiled(model, rgb, context=context, **tiling), ref, atol=1e-5, rtol=0)
+    window = lambda y0, x0, h, w: context[y0 : y0 + h, x0 : x0 + w]  # noqa: E731
+    np.testing.assert_allclose(infer_tiled(model, rgb, context=window, **tiling), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(infer_tiled(model, rgb, context=context, skip_oe=False, **tiling), ref, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="'context' input"):
+        infer_tiled(model, rgb, **tiling)
+    with pytest.raises(ValueError, match="context: expected"):
+        infer_tiled(model, rgb, context=context[:100], **tiling)
+
+
+def test_integer_frames_and_bands_in_order():
+    model = lively_model("dual", depth=2)
+    rgb8 = np.round(generated_frame(240, 320) * 255).astype(np.uint8)
+    want = infer_tiled(model, rgb8.astype(np.float32) / 255, tile=64, overlap=16)
+    np.testing.assert_array_equal(infer_tiled(model, rgb8, tile=64, overlap=16), want)
+
+    class Rows:
+        """A sink that accepts rows only once each, top to bottom (as a streaming file writer does)."""
+
+        def __init__(self):
+            self.parts, self.next = [], 0
+
+        def __setitem__(self, index, rows):
+            assert index.start == self.next and index.stop == self.next + len(rows)
+            self.parts.append(np.array(rows))
+            self.next = index.stop
+
+    sink = infer_tiled(model, rgb8, tile=64, overlap=16, batch_size=8, out=Rows())
+    assert len(sink.parts) > 2  # more than one band: rows leave memory as they finish
+    np.testing.assert_allclose(np.concatenate(sink.parts), want, atol=1e-6, rtol=0)  # batch 8: other conv kernels
+
+
+def test_jit_compile_gives_the_same_output():
+    model = inference_form(lively_model("dual", depth=2))
+    rgb = generated_frame(160, 192)
+    plain = infer_tiled(model, rgb, tile=64, overlap=16, batch_size=2)
+    np.testing.assert_allclose(infer_tiled(model, rgb, tile=64, overlap=16, batch_size=2, jit_compile=True), plain,
+                               atol=1e-5, rtol=0)
+
+
+def test_tile_extent_is_the_smallest_for_the_tile_count():
+    starts, extent = tile_starts(3024, 512, 32, 16)
+    assert (len(starts), extent) == (7, 464) and starts[-1] + extent == 3024
+    assert len(tile_starts(3024, 512, 32, 16)[0]) == 1 + -(-(3024 - 512) // 480)  # as many as 512 px tiles need
+    assert all(b - a <= extent - 32 for a, b in zip(starts, starts[1:]))
+    bigger = [s for s in range(16, 464, 16) if (s - 32) // 16 * 16 > 0]
+    assert all(1 + -(-(3024 - s) // ((s - 32) // 16 * 16)) > 7 for s in bigger)  # no smaller extent does it in 7
+
+
+def test_progress_shows_tiles_done_of_total(capsys):
+    model, rgb = lively_model("single", depth=2), generated_frame(128, 192)
+    total = TiledInference(model).plan(rgb, 64, 16).tiles
+    infer_tiled(model, rgb, tile=64, overlap=16, progress=True)
+    err = capsys.readouterr().err
+    assert "tiles: " in err and f" 0/{total} " in err and f" 1/{total} " in err  # done / total as tiles finish
 
 
 def _reference_stitch(patches, rows, cols):
