@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import rawpy
 
-from revisp_tf.data import pairs
-from revisp_tf.data.raw_files import RawReadError, read_raw
+from revisp_tf.data import align, pairs
+from revisp_tf.data.isps.common import canonical_mosaic
+from revisp_tf.data.isps.libraw import render_libraw
+from revisp_tf.data.raw_files import RawReadError, normalise, read_raw
 from revisp_tf.io.dng import write_dng
 
 # Test-side references, independent of revisp_tf.isp.bayer: (row, col) of the first red sample,
@@ -135,7 +137,7 @@ def test_temporary_dng_render_applies_white_balance_and_colour_matrix(tmp_path):
     frame = read_raw(
         path, shape=(64, 64), dtype="uint16", cfa="RGGB", black=50, white=1050, wb=WB, color_matrix=cam_to_srgb
     )
-    rgb = pairs.render_libraw(frame)
+    rgb = render_libraw(frame)
     x = rgb[16:48, 16:48].reshape(-1, 3).astype(np.float64) / 255.0
     lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).mean(axis=0)
     np.testing.assert_allclose(lin, cam_to_srgb @ (np.asarray(WB) * cam), atol=0.004)  # 8-bit steps near 0.3 are ~0.003
@@ -143,11 +145,11 @@ def test_temporary_dng_render_applies_white_balance_and_colour_matrix(tmp_path):
 
 def test_library_alignment_scores_agree_with_the_reference(synthetic_dng):
     frame = read_raw(synthetic_dng)
-    rgb = pairs.render_libraw(frame)
-    raw = pairs.canonical_mosaic(pairs.normalise(frame), frame.cfa)
+    rgb = render_libraw(frame)
+    raw = canonical_mosaic(normalise(frame), frame.cfa)
     for dy, dx in [(0, 0), (0, 1), (1, 0), (2, 2)]:  # a shifted pair must be found out
         shifted = np.roll(rgb, (dy, dx), axis=(0, 1))
-        assert pairs.best_shift(pairs.alignment_scores(shifted, raw, WB)) == (dy, dx)
+        assert align.best_shift(align.alignment_scores(shifted, raw, WB)) == (dy, dx)
         assert ref_best_shift(shifted, raw, WB) == (dy, dx)
 
 

@@ -18,8 +18,11 @@ import pytest
 from data_gen import np_mosaic, np_pack, np_unpack
 from test_pairs import LEVELS, RGGB_COLORS, WB, ref_rawpy_stored, synthetic_camera_rgb
 
-from revisp_tf.data import pairs
-from revisp_tf.data.raw_files import read_raw
+from revisp_tf.data import align, pairs
+from revisp_tf.data.isps.common import canonical_mosaic
+from revisp_tf.data.isps.darktable import darktable_conf, render_darktable
+from revisp_tf.data.isps.libraw import render_libraw
+from revisp_tf.data.raw_files import normalise, read_raw
 from revisp_tf.io.dng import write_dng
 
 needs_darktable = pytest.mark.skipif(
@@ -101,7 +104,7 @@ def synthetic_render(synthetic_dng):
     if shutil.which("darktable-cli") is None:
         pytest.skip("darktable-cli not on PATH (Debian: apt-get install -y darktable)")
     frame = read_raw(synthetic_dng)
-    return frame, pairs.render_darktable(frame)
+    return frame, render_darktable(frame)
 
 
 def test_missing_darktable_cli_is_one_clear_error_and_writes_nothing(synthetic_dng, tmp_path, monkeypatch):
@@ -111,9 +114,9 @@ def test_missing_darktable_cli_is_one_clear_error_and_writes_nothing(synthetic_d
         pairs.make_pairs_from_raw(synthetic_dng, out, patch=128, isp="darktable", progress=False)
     assert not out.exists()
     with pytest.raises(FileNotFoundError, match="darktable-cli not found"):
-        pairs.render_darktable(synthetic_dng)
-    with pytest.raises(ValueError, match="isp: expected one of libraw, darktable, got 'rawtherapee'"):
-        pairs.make_pairs_from_raw(synthetic_dng, out, isp="rawtherapee", progress=False)
+        render_darktable(synthetic_dng)
+    with pytest.raises(ValueError, match="isp: expected one of libraw, darktable, rawtherapee, got 'rawpy'"):
+        pairs.make_pairs_from_raw(synthetic_dng, out, isp="rawpy", progress=False)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +128,7 @@ def test_missing_darktable_cli_is_one_clear_error_and_writes_nothing(synthetic_d
     ],
 )
 def test_darktable_conf_pins_filmic_workflow_for_each_version(version, workflow, adaptation):
-    conf = pairs.darktable_conf(version)
+    conf = darktable_conf(version)
     assert conf["plugins/darkroom/workflow"] == workflow
     assert conf.get("plugins/darkroom/chromatic-adaptation") == adaptation
     assert conf["plugins/imageio/format/png/bpp"] == "8"
@@ -149,7 +152,7 @@ def test_darktable_pairs_from_synthetic_dng_equal_raw_values_and_align(synthetic
     np.testing.assert_allclose(meta["wb_used"], WB, rtol=1e-5)  # read back from the DNG's rationals
     top = json.loads((out / "meta.json").read_text())
     assert top["isp"] == "darktable" and top["darktable_version"] == installed_version()
-    assert top["render"]["conf"] == pairs.darktable_conf(installed_version())
+    assert top["render"]["conf"] == darktable_conf(installed_version())
     with pytest.raises(ValueError, match="holds pairs rendered by darktable"):
         pairs.make_pairs_from_raw(synthetic_dng, out, patch=128, progress=False)
 
@@ -158,11 +161,11 @@ def test_darktable_pairs_from_synthetic_dng_equal_raw_values_and_align(synthetic
 def test_gradient_statistic_finds_a_deliberately_shifted_render(synthetic_render):
     frame, rgb = synthetic_render
     assert rgb.dtype == np.uint8 and rgb.shape == (262, 386, 3)
-    raw = pairs.canonical_mosaic(pairs.normalise(frame), frame.cfa)
-    np.testing.assert_allclose(pairs.gradient_alignment_scores(rgb, raw), ref_gradient_scores(rgb, raw), atol=1e-5)
+    raw = canonical_mosaic(normalise(frame), frame.cfa)
+    np.testing.assert_allclose(align.gradient_alignment_scores(rgb, raw), ref_gradient_scores(rgb, raw), atol=1e-5)
     for dy, dx in SHIFTS:
         shifted = np.roll(rgb, (dy, dx), axis=(0, 1))
-        assert pairs.best_shift(pairs.gradient_alignment_scores(shifted, raw)) == (dy, dx)
+        assert align.best_shift(align.gradient_alignment_scores(shifted, raw)) == (dy, dx)
         assert ref_best(ref_gradient_scores(shifted, raw))[0] == (dy, dx)
 
 
@@ -172,7 +175,7 @@ def test_darktable_render_is_not_libraw_and_keeps_neutrals(synthetic_render):
     x = rgb.astype(np.float64)
     block = x[12:28, 22:48].reshape(-1, 3)  # every channel at white on the sensor after white balance
     assert block.min() > 200 and np.ptp(block.mean(axis=0)) < 3  # neutral: the white balance was applied
-    libraw = pairs.render_libraw(frame).astype(np.float64)
+    libraw = render_libraw(frame).astype(np.float64)
     psnr = 10 * np.log10(255.0**2 / np.mean((x - libraw) ** 2))
     assert psnr < 25, psnr  # exposure and filmic: another tone rendering, not LibRaw's
 

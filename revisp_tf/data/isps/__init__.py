@@ -1,0 +1,37 @@
+"""Real ISPs that render a RAW frame to uint8 sRGB on the canonical mosaic grid.
+
+Every ISP module (libraw, darktable, rawtherapee) defines one class with the same small interface:
+
+    name: str                      # one of ISPS
+    jpeg_quality: int              # quality make-pairs writes its RGB at, as JPEG
+    render(frame) -> Render        # the render and where it lies on the canonical mosaic
+    settings() -> dict             # version and settings, for meta.json
+    renders_file(frame) -> bool    # True if it rendered the file itself, not a temporary DNG of its mosaic
+
+Building one whose command line tool is missing raises FileNotFoundError naming the Debian package.
+
+`get_isp(name, profile=...)` builds one. The modules load lazily, so the name list is cheap to import.
+"""
+
+from __future__ import annotations
+
+ISPS = ("libraw", "darktable", "rawtherapee")
+
+
+def get_isp(name: str, *, profile: str | None = None):
+    """The ISP called `name`; `profile` (a bundled profile name or a .pp3 path) is for rawtherapee only."""
+    if name not in ISPS:
+        raise ValueError(f"isp: expected one of {', '.join(ISPS)}, got {name!r}")
+    if profile is not None and name != "rawtherapee":
+        raise ValueError(f"profile: only the rawtherapee ISP takes a profile, got one for {name}")
+    if name == "libraw":
+        from revisp_tf.data.isps.libraw import LibRaw
+
+        return LibRaw()
+    if name == "darktable":
+        from revisp_tf.data.isps.darktable import Darktable
+
+        return Darktable()
+    from revisp_tf.data.isps.rawtherapee import RawTherapee
+
+    return RawTherapee(profile)

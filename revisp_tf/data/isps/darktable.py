@@ -1,0 +1,117 @@
+"""darktable (`darktable-cli`, Debian package `darktable`): a scene-referred render, far from a global function of the RAW.
+
+Its default scene-referred pipeline (exposure +0.7 EV, filmic rgb) is far more phone-like than
+LibRaw's plain render. darktable's decoder refuses some DNGs LibRaw reads, so it always renders
+a temporary uncompressed DNG of the frame's normalised mosaic. In darktable 4.2 the default pipe
+of that DNG is rawprepare, temperature, highlights, demosaic, exposure, colorin, filmic rgb,
+colorout, gamma: nothing moves pixels (no flip, lens correction or crop); the size check and
+`align.gradient_alignment_scores` guard that. Filmic rolls highlights off: sensor white renders
+at about 234/255, under the overexposure threshold, so darktable pairs have far fewer
+overexposed pixels than LibRaw's (only reconstructed highlights brighter than sensor white reach it).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from revisp_tf.data.isps.common import Render, canonical_mosaic, read_render, run_tool, write_frame_dng
+from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
+
+DARKTABLE_SETTINGS = {
+    "input": "temporary uncompressed DNG (revisp_tf.io.dng.write_dng) of the normalised canonical RGGB mosaic",
+    "white_balance": "the file's camera gains (gray world where it has none), as the DNG's AsShotNeutral",
+    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.dng_color_matrix",
+    "presets": "none: fresh config dir, --library :memory:, --apply-custom-presets false",
+    "output": "8-bit sRGB PNG (--icc-type SRGB), full size: --width 0 --height 0 --upscale false --hq true",
+}
+DARKTABLE_MISSING = "darktable-cli not found: install Debian's darktable"
+_TIMEOUT_S = 600
+
+
+def darktable_cli() -> str:
+    """Path of darktable-cli, or FileNotFoundError saying how to get it."""
+    exe = shutil.which("darktable-cli")
+    if exe is None:
+        raise FileNotFoundError(DARKTABLE_MISSING)
+    return exe
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(exe: str) -> str:
+    """Version printed by `exe --version` (asked once per executable)."""
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"darktable-cli (\S+)", out)
+    if m is None:
+        raise RuntimeError(f"{exe} --version printed no version: {out.strip()[:200]!r}")
+    return m.group(1)
+
+
+def darktable_version() -> str:
+    """Version of the installed darktable-cli, e.g. '4.2.1'."""
+    return _version_of(darktable_cli())
+
+
+def darktable_conf(version: str) -> dict[str, str]:
+    """darktable-cli --conf settings: scene-referred workflow with filmic rgb, 8-bit PNG, no sidecar files.
+
+    Pinned so the render does not depend on a user's darktablerc. darktable 4.2 calls the workflow
+    "scene-referred" (exposure +0.7 EV and filmic rgb) and sets chromatic adaptation apart (its
+    default "legacy": the white balance module applies AsShotNeutral); from 4.4 the workflow names
+    its tone mapper (5.x defaults to sigmoid) and adapts with color calibration.
+    """
+    output = {"plugins/imageio/format/png/bpp": "8", "write_sidecar_files": "never"}
+    if tuple(int(v) for v in re.findall(r"\d+", version)[:2]) < (4, 4):
+        workflow = {"plugins/darkroom/workflow": "scene-referred", "plugins/darkroom/chromatic-adaptation": "legacy"}
+    else:
+        workflow = {"plugins/darkroom/workflow": "scene-referred (filmic)"}
+    return {**workflow, **output}
+
+
+def darktable_command(dng: Path, out: Path, workdir: Path, version: str) -> list[str]:
+    """darktable-cli command rendering `dng` to the PNG `out` with DARKTABLE_SETTINGS, its state in `workdir`."""
+    export = ["--width", "0", "--height", "0", "--upscale", "false", "--hq", "true", "--icc-type", "SRGB"]
+    state = ["--configdir", str(workdir / "config"), "--cachedir", str(workdir / "cache"), "--tmpdir", str(workdir)]
+    conf = [a for k, v in darktable_conf(version).items() for a in ("--conf", f"{k}={v}")]
+    core = ["--core", *state, "--library", ":memory:", *conf]
+    return [darktable_cli(), str(dng), str(out), *export, "--apply-custom-presets", "false", *core]
+
+
+def render_darktable(source, **raw_kwargs):
+    """uint8 sRGB darktable render (H', W', 3) aligned with `canonical_mosaic` of the file's mosaic.
+
+    `source` is a RawFrame or a path read with `read_raw(path, **raw_kwargs)`. darktable renders a
+    temporary DNG of the frame's sensor data (see DARKTABLE_SETTINGS), removed afterwards.
+    """
+    version = darktable_version()  # first, so a missing darktable-cli fails before any work
+    frame = source if isinstance(source, RawFrame) else read_raw(source, **raw_kwargs)
+    expected = canonical_mosaic(frame.mosaic, frame.cfa).shape
+    with tempfile.TemporaryDirectory(prefix="revisp_darktable_") as tmp:
+        work = Path(tmp)
+        dng, out = write_frame_dng(frame, work / "frame.dng"), work / "render.png"
+        run_tool(frame, "darktable-cli", darktable_command(dng, out, work, version), _TIMEOUT_S)
+        rgb = read_render(frame, "darktable-cli", out)
+    if rgb.shape[:2] != expected:
+        raise RawReadError(f"{frame.source}: darktable rendered {rgb.shape[:2]}, the mosaic is {expected}; cannot align")
+    return rgb
+
+
+class Darktable:
+    """The darktable ISP (see the module doc)."""
+
+    name = "darktable"
+    jpeg_quality = 95
+
+    def render(self, frame: RawFrame) -> Render:
+        return Render(render_darktable(frame))
+
+    def settings(self) -> dict:
+        version = darktable_version()
+        return {"darktable_version": version, "render": {**DARKTABLE_SETTINGS, "conf": darktable_conf(version)}}
+
+    def renders_file(self, frame: RawFrame) -> bool:
+        return False

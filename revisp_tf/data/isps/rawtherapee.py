@@ -1,0 +1,177 @@
+"""RawTherapee (`rawtherapee-cli`, Debian package `rawtherapee`): a phone-like render with local operators.
+
+Its bundled profiles (plain-text `.pp3`) render with operators no global inverse can undo: the
+`Pop` profiles tone-map locally (edge-preserving decomposition), adapt colour (CIECAM) and add a
+graduated vignette; `Standard Film Curve - ISO High` denoises (directional pyramid, luminance and
+median). The render is pinned so it does not depend on the user's RawTherapee:
+- a fresh settings and cache folder (`RT_SETTINGS`, `RT_CACHE`), no `-d` (the user's default
+  profile) and no `-s` (sidecars): RawTherapee's neutral values, then the chosen profile, then
+  GEOMETRY_PINS, which switch off everything that moves pixels (crop, resize, rotation, flips,
+  perspective, distortion, lens profile, chromatic-aberration correction), whatever the profile says;
+- it renders a temporary uncompressed DNG of the frame's normalised mosaic, as darktable does.
+
+RawTherapee does not render the demosaic's border: its output lacks a few pixels on every side
+(1148x1726 for a 1156x1734 mosaic). Where the render lies on the mosaic is found, not assumed:
+`align.locate_render` scores every placement inside the mosaic (and 2 px beyond, as competitors)
+by gradient correlation. An odd offset loses one more row or column of the RGB so that the mosaic
+keeps its RGGB phase; the mosaic itself is never resampled.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from revisp_tf.data import align
+from revisp_tf.data.isps.common import Render, canonical_mosaic, read_render, run_tool, write_frame_dng
+from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
+
+RAWTHERAPEE_MISSING = "rawtherapee-cli not found: install Debian's rawtherapee"
+DEFAULT_PROFILE = "Pop 2 Lab"
+NEUTRAL = "Neutral"  # RawTherapee's built-in neutral values (no profile file)
+# Everything that would move pixels off the mosaic grid, switched off after any profile.
+GEOMETRY_PINS = {
+    "Crop": {"Enabled": "false"},
+    "Resize": {"Enabled": "false"},
+    "Coarse Transformation": {"Rotate": "0", "HorizontalFlip": "false", "VerticalFlip": "false"},
+    "Rotation": {"Degree": "0"},
+    "Perspective": {"Method": "simple", "Horizontal": "0", "Vertical": "0"},
+    "Distortion": {"Amount": "0"},
+    "LensProfile": {"LcMode": "none", "UseDistortion": "false", "UseCA": "false"},
+    "CACorrection": {"Red": "0", "Blue": "0"},
+    "RAW": {"CA": "false"},
+}
+RAWTHERAPEE_SETTINGS = {
+    "input": "temporary uncompressed DNG (revisp_tf.io.dng.write_dng) of the normalised canonical RGGB mosaic",
+    "white_balance": "the file's camera gains (gray world where it has none), as the DNG's AsShotNeutral",
+    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.dng_color_matrix",
+    "pipeline": "neutral values, then the profile, then geometry_pins; fresh RT_SETTINGS and RT_CACHE, no -d, no -s",
+    "output": "8-bit sRGB PNG (-n -b8), placed on the mosaic by align.locate_render",
+}
+MIN_MARGIN = 0.02  # a placement must beat every other by this much gradient correlation
+_TIMEOUT_S = 600
+
+
+def rawtherapee_cli() -> str:
+    """Path of rawtherapee-cli, or FileNotFoundError saying how to get it."""
+    exe = shutil.which("rawtherapee-cli")
+    if exe is None:
+        raise FileNotFoundError(RAWTHERAPEE_MISSING)
+    return exe
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(exe: str) -> str:
+    """Version in the banner `exe` prints when run without arguments (asked once per executable)."""
+    proc = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    m = re.search(r"RawTherapee, version ([^,\s]+)", proc.stdout + proc.stderr)
+    if m is None:
+        raise RuntimeError(f"{exe} printed no version: {(proc.stdout + proc.stderr).strip()[:200]!r}")
+    return m.group(1)
+
+
+def rawtherapee_version() -> str:
+    """Version of the installed rawtherapee-cli, e.g. '5.9'."""
+    return _version_of(rawtherapee_cli())
+
+
+def bundled_profiles() -> dict[str, Path]:
+    """Profile name (file stem) -> .pp3 of the profiles installed with rawtherapee-cli (`<prefix>/share/rawtherapee/profiles`)."""
+    root = Path(rawtherapee_cli()).resolve().parents[1] / "share" / "rawtherapee" / "profiles"
+    return {p.stem: p for p in sorted(root.rglob("*.pp3"))}
+
+
+def resolve_profile(profile: str) -> Path | None:
+    """The .pp3 of a bundled profile name or of a path (None for NEUTRAL); ValueError listing the names if unknown."""
+    if profile == NEUTRAL:
+        return None
+    if profile.endswith(".pp3"):
+        path = Path(profile)
+        if not path.is_file():
+            raise ValueError(f"profile: {path} is not a file; expected a RawTherapee .pp3 profile")
+        return path
+    bundled = bundled_profiles()
+    if profile not in bundled:
+        names = ", ".join(repr(n) for n in [NEUTRAL, *bundled])
+        raise ValueError(f"profile: no RawTherapee profile named {profile!r}; expected a .pp3 path or one of {names}")
+    return bundled[profile]
+
+
+def pp3_text(sections: dict[str, dict[str, str]]) -> str:
+    """A .pp3 profile holding `sections` ({section: {key: value}})."""
+    return "\n".join(f"[{s}]\n" + "".join(f"{k}={v}\n" for k, v in keys.items()) for s, keys in sections.items())
+
+
+def rawtherapee_command(dng: Path, out: Path, profile: Path | None, pins: Path) -> list[str]:
+    """rawtherapee-cli command rendering `dng` to the 8-bit PNG `out`: neutral, then `profile`, then `pins`."""
+    profiles = ([] if profile is None else ["-p", str(profile)]) + ["-p", str(pins)]
+    return [rawtherapee_cli(), "-q", "-o", str(out), "-n", "-b8", "-Y", *profiles, "-c", str(dng)]
+
+
+def place_render(frame: RawFrame, rgb: np.ndarray) -> Render:
+    """The render located on the frame's canonical mosaic and cropped to its RGGB phase (see the module doc)."""
+    raw = canonical_mosaic(normalise(frame), frame.cfa)
+    try:
+        found, win = align.locate_render(rgb, raw)
+    except ValueError as e:
+        raise RawReadError(f"{frame.source}: cannot align RawTherapee's render: {e}") from None
+    if win < MIN_MARGIN:
+        raise RawReadError(
+            f"{frame.source}: RawTherapee's render aligns at {found} by a margin of only {win:.4f} "
+            f"(< {MIN_MARGIN}); too little structure to prove the alignment"
+        )
+    cropped, origin = align.crop_to_phase(rgb, found, raw.shape)
+    alignment = {
+        "method": "align.locate_render: gradient correlation of every placement inside the mosaic, +-2 px beyond",
+        "rendered_shape": list(rgb.shape[:2]),
+        "found_offset": list(found),
+        "margin": win,
+        "min_margin": MIN_MARGIN,
+    }
+    return Render(cropped, origin, alignment)
+
+
+class RawTherapee:
+    """The RawTherapee ISP with one profile (a bundled name, NEUTRAL, or a .pp3 path; see the module doc)."""
+
+    name = "rawtherapee"
+    jpeg_quality = 92  # as a phone writes it
+
+    def __init__(self, profile: str | None = None):
+        self.profile = DEFAULT_PROFILE if profile is None else str(profile)
+        rawtherapee_cli()  # a missing tool fails before the profile is looked up
+        self.profile_path = resolve_profile(self.profile)
+
+    def render(self, frame: RawFrame) -> Render:
+        return place_render(frame, self.render_rgb(frame))
+
+    def render_rgb(self, frame: RawFrame) -> np.ndarray:
+        """RawTherapee's uint8 render as it comes, before it is placed on the mosaic."""
+        with tempfile.TemporaryDirectory(prefix="revisp_rawtherapee_") as tmp:
+            work = Path(tmp)
+            dng, out, pins = write_frame_dng(frame, work / "frame.dng"), work / "render.png", work / "pins.pp3"
+            pins.write_text(pp3_text(GEOMETRY_PINS))
+            env = {**os.environ, "RT_SETTINGS": str(work / "settings"), "RT_CACHE": str(work / "cache")}
+            run_tool(frame, "rawtherapee-cli", rawtherapee_command(dng, out, self.profile_path, pins), _TIMEOUT_S, env)
+            return read_render(frame, "rawtherapee-cli", out)
+
+    def settings(self) -> dict:
+        path = self.profile_path
+        profile = {
+            "profile": self.profile,
+            "profile_file": None if path is None else str(path.resolve()),
+            "profile_sha256": None if path is None else hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        render = {**RAWTHERAPEE_SETTINGS, **profile, "geometry_pins": GEOMETRY_PINS}
+        return {"rawtherapee_version": rawtherapee_version(), "render": render}
+
+    def renders_file(self, frame: RawFrame) -> bool:
+        return False
