@@ -77,3 +77,37 @@ def test_bad_inputs_leave_no_output(model, tmp_path):
     assert result.exit_code != 0 and "not a readable Keras model" in result.output
     result = _cli(tmp_path / "missing.png", "--model", path, "--out", tmp_path / "out4")
     assert result.exit_code != 0 and "no such file" in result.output
+
+
+def test_infer_streams_the_npy_band_by_band_and_jit_gives_the_same(tmp_path):
+    """`infer --jit` on a frame of many tile rows: the .npy equals the stored form of the tiled result of the trained model."""
+    from revisp_tf.inference import infer_tiled
+    from tests.lively import generated_frame, lively_model
+
+    model = lively_model("dual", depth=2)
+    model.save(tmp_path / "m.keras")
+    rgb8 = np.round(generated_frame(200, 296) * 255).astype(np.uint8)
+    write_rgb(tmp_path / "f.png", rgb8)
+    result = _cli(tmp_path / "f.png", "--model", tmp_path / "m.keras", "--out", tmp_path / "out", "--tile", 64,
+                  "--overlap", 16, "--batch-size", 2, "--jit")
+    assert result.exit_code == 0, result.output
+    want = SAMSUNG_S7.to_stored(infer_tiled(model, rgb8.astype(np.float32) / 255, tile=64, overlap=16))
+    got = np.load(tmp_path / "out" / "f.npy")
+    assert got.dtype == np.uint16 and got.shape == (100, 148, 4)
+    assert np.abs(got.astype(int) - want).max() <= 1 and (got != want).mean() < 1e-3  # rounding at .5 only
+
+
+def test_streamed_npy_is_not_left_half_written(tmp_path):
+    from revisp_tf.reconstruct import write_npy_bands
+
+    def bands():
+        yield 0, np.full((3, 5, 4), 0.5, np.float32)
+        raise RuntimeError("the model failed")
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        write_npy_bands(tmp_path / "x.npy", (6, 5, 4), bands(), SAMSUNG_S7)
+    with pytest.raises(RuntimeError, match="3 of 6 rows"):
+        write_npy_bands(tmp_path / "x.npy", (6, 5, 4), [(0, np.zeros((3, 5, 4), np.float32))], SAMSUNG_S7)
+    assert not list(tmp_path.iterdir())
+    path = write_npy_bands(tmp_path / "x.npy", (4, 5, 4), [(0, np.full((1, 5, 4), 0.25)), (1, np.ones((3, 5, 4)))], SAMSUNG_S7)
+    np.testing.assert_array_equal(np.load(path)[:, 0, 0], [256, 1024, 1024, 1024])
