@@ -4,6 +4,8 @@ A patch's position comes from, in this order:
 - the `meta.json` beside it (what `make-pairs` writes: each patch's `y`, `x` and its frame's
   size), so a make-pairs folder split into train/val/test by copying files, with `meta.json`
   copied into each, keeps every patch's place;
+  (a meta.json that lists a patch without a position, as the synthetic pairs' does, makes it
+  a frame of its own: each synthetic patch has its own crop and exposure);
 - an AIM 2022 name `{scene}_{k}` with k < 48: the 6 x 8 row-major grid of equal patches;
 - otherwise the image is a frame of its own.
 
@@ -39,8 +41,8 @@ class Placement:
     frame_shape: tuple[int, int]
 
 
-def _meta_positions(folder: Path) -> dict[str, Placement]:
-    """Placements by file stem from a make-pairs meta.json in `folder` (empty if there is none)."""
+def _meta_positions(folder: Path) -> dict[str, Placement | None]:
+    """Placements by file stem from a meta.json in `folder` (None: listed without a position)."""
     path = folder / META_NAME
     if not path.is_file():
         return {}
@@ -51,9 +53,10 @@ def _meta_positions(folder: Path) -> dict[str, Placement]:
     out = {}
     for name, scene in scenes.items():
         oy, ox = scene.get("canonical_offset", (0, 0))
-        shape = tuple(scene["canonical_shape"])
+        shape = tuple(scene["canonical_shape"]) if "canonical_shape" in scene else None
         for p in scene["patches"]:
-            out[f"{name}_{p['k']}"] = Placement((str(folder), name), p["y"] - oy, p["x"] - ox, shape)
+            place = None if shape is None else Placement((str(folder), name), p["y"] - oy, p["x"] - ox, shape)
+            out[f"{name}_{p['k']}"] = place
     return out
 
 
@@ -67,9 +70,9 @@ def placements(examples) -> list[Placement]:
             metas[folder] = _meta_positions(folder)
         h, w = ex.size if ex.size != (0, 0) else read_rgb(ex.rgb).shape[:2]
         m = _AIM22_NAME.match(stem)
-        if stem in metas[folder]:
+        if metas[folder].get(stem) is not None:
             out.append(metas[folder][stem])
-        elif m and int(m["k"]) < AIM22_GRID[0] * AIM22_GRID[1]:
+        elif m and stem not in metas[folder] and int(m["k"]) < AIM22_GRID[0] * AIM22_GRID[1]:
             row, col = divmod(int(m["k"]), AIM22_GRID[1])
             out.append(Placement((str(folder), m["scene"]), row * h, col * w, (AIM22_GRID[0] * h, AIM22_GRID[1] * w)))
         else:

@@ -1,0 +1,109 @@
+"""The global stage: curves equal the NumPy fit, UPI init equals UPI, zero corrections equal the global stage,
+the frame context of a window is the slice of the frame's, and .keras save/load keeps outputs."""
+
+import numpy as np
+import pytest
+
+from revisp_tf.evaluate import baseline_bayer
+from revisp_tf.global_inverse import GlobalInverse
+from revisp_tf.isp.bayer import mosaic
+from revisp_tf.isp.unprocess import HIGHLIGHT_INFLECTION
+from revisp_tf.models import build_reverse_isp, predict_bayer, trainable_parameter_count, training_model
+from revisp_tf.models.global_stage import (
+    CONTEXT_GRID,
+    context_window,
+    frame_context,
+    frame_summary,
+)
+
+
+def _random_inverse(seed, knots=24):
+    rng = np.random.default_rng(seed)
+    return GlobalInverse(0.3 * rng.random((3, 3, knots)), 0.01 * rng.random(3))
+
+
+def test_curves_layer_equals_numpy_inverse(synthetic_rgb):
+    model = build_reverse_isp("global", global_stage="fitted")
+    inverse = _random_inverse(0)
+    model.get_layer("global_curves").set_inverse(inverse)
+    got = training_model(model)(model_inputs_batch(model, synthetic_rgb))["global"].numpy()
+    assert np.abs(got - inverse.demosaiced(synthetic_rgb)).max() < 1e-5
+    back = model.get_layer("global_curves").inverse()
+    assert np.allclose(back.curves, inverse.curves, atol=1e-7) and np.allclose(back.bias, inverse.bias, atol=1e-7)
+
+
+def model_inputs_batch(model, rgb):
+    from revisp_tf.models import model_inputs
+
+    return model_inputs(model, rgb)
+
+
+def test_upi_initialisation_equals_upi_below_the_highlight_fade(s7_patches):
+    """Below UPI's highlight fade (grey HIGHLIGHT_INFLECTION) the curves are UPI but for the piecewise-linear
+    interpolation of its tone curve at 24 knots: measured max 3.3e-3, mean 1e-4 (about 75 dB)."""
+    model = build_reverse_isp("global", global_stage="upi")
+    for rgb in s7_patches.values():
+        ours, upi = predict_bayer(model, rgb), baseline_bayer("upi", rgb)
+        below = mosaic(np.repeat(rgb.mean(-1, keepdims=True), 3, -1)).numpy() < HIGHLIGHT_INFLECTION
+        err = np.abs(ours - upi)[below]
+        assert err.max() < 5e-3 and err.mean() < 2e-4
+
+
+@pytest.mark.parametrize("variant", ["single", "dual"])
+def test_zero_corrections_equal_the_global_stage(variant, s7_patches):
+    """The U-Nets' heads start at zero: an untrained model is exactly its global stage, mask or not."""
+    full = build_reverse_isp(variant, base_filters=4, depth=2, global_stage="fitted")
+    alone = build_reverse_isp("global", global_stage="fitted")
+    inverse = _random_inverse(1)
+    for m in (full, alone):
+        m.get_layer("global_curves").set_inverse(inverse)
+    rgb = s7_patches["78_30.jpg"]  # 13 % overexposed: both nets contribute
+    assert np.array_equal(predict_bayer(full, rgb), predict_bayer(alone, rgb))
+    expected = np.clip(inverse.predict(rgb), 0, 1)
+    assert np.abs(predict_bayer(alone, rgb) - expected).max() < 1e-5
+
+
+def test_global_stage_none_keeps_the_papers_models():
+    assert trainable_parameter_count(build_reverse_isp("single")) == 34_527_747
+    assert trainable_parameter_count(build_reverse_isp("dual")) == 69_055_494
+    assert len(build_reverse_isp("dual", 4, 2).inputs) == 1
+
+
+def test_context_of_a_window_is_the_slice_of_the_frames():
+    rng = np.random.default_rng(3)
+    frame = rng.random((96, 160, 3)).astype(np.float32)
+    whole = frame_context(frame)
+    s = frame_summary(frame)
+    assert np.array_equal(context_window(s, 32, 48, 40, 64), whole[32:72, 48:112])
+    # Position channels: pixel centres mapped to [-1, 1]; stats: log mean of the linearised frame, everywhere.
+    assert np.allclose(whole[0, 0, :2], [2 * 0.5 / 96 - 1, 2 * 0.5 / 160 - 1])
+    assert np.allclose(whole[..., 5:], whole[0, 0, 5:]) and np.allclose(np.exp(whole[0, 0, 5:]), (frame**2.2).reshape(-1, 3).mean(0), rtol=1e-4)
+
+
+def test_context_blur_is_a_bilinear_view_of_the_grid():
+    """A frame whose left half is 0 and right half 1: the blurred channel rises monotonically across the middle."""
+    frame = np.zeros((64, 128, 3), np.float32)
+    frame[:, 64:] = 1.0
+    s = frame_summary(frame)
+    assert s.grid.shape == (CONTEXT_GRID, CONTEXT_GRID, 3)
+    row = frame_context(frame)[32, :, 2]
+    assert np.all(np.diff(row) >= -1e-6) and row[0] < 0.05 and row[-1] > 0.95
+    assert np.allclose(row[:64] + row[::-1][:64], 1.0, atol=1e-5)  # symmetric about the middle
+
+
+def test_unknown_cells_take_the_mean_of_the_known():
+    frame = np.full((64, 64, 3), 0.5, np.float32)
+    known = np.zeros((64, 64), bool)
+    known[:32] = True
+    assert np.allclose(frame_summary(frame, known).grid, 0.5)
+
+
+def test_save_and_load_keep_outputs(tmp_path, synthetic_rgb):
+    import keras
+
+    model = build_reverse_isp("dual", 4, 2, global_stage="fitted")
+    model.get_layer("global_curves").set_inverse(_random_inverse(2))
+    model.get_layer("frame_gains").reference.assign([0.1, -0.2, 0.3])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert np.array_equal(predict_bayer(model, synthetic_rgb), predict_bayer(loaded, synthetic_rgb))
