@@ -37,8 +37,11 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.io.images import atomic_write, read_rgb
+from revisp_tf.models.global_stage import CONTEXT_CHANNELS, frame_context
+from revisp_tf.models.reverse_isp import has_global_stage, model_inputs
 
 SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
+CONTEXT_INPUT = "context"  # the second input of a global-stage model (global_stage.frame_context)
 QUANTIZE_MODES = ("none", "fp16", "int8")
 # Photos scikit-image ships (no download), the default calibration and check images.
 _CALIBRATION_SOURCES = ("astronaut", "coffee", "chelsea", "rocket")
@@ -176,18 +179,27 @@ def _as_images(data, size) -> list[np.ndarray]:
 
 
 def _saved_model(model: keras.Model, directory: str, size) -> None:
-    shape = (1, *size, 3) if size else (1, None, None, 3)
+    hw = tuple(size) if size else (None, None)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        SIGNATURE,
-        lambda rgb: {OUTPUT: model(rgb, training=False)},
-        input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT)],
-    )
+    if has_global_stage(model):
+        # A global-stage model also takes its frame context (computed once per frame, on the host).
+        archive.add_endpoint(
+            SIGNATURE,
+            lambda rgb, context: {OUTPUT: model([rgb, context], training=False)},
+            input_signature=[tf.TensorSpec((1, *hw, 3), tf.float32, name=INPUT),
+                             tf.TensorSpec((1, *hw, CONTEXT_CHANNELS), tf.float32, name=CONTEXT_INPUT)],
+        )
+    else:
+        archive.add_endpoint(
+            SIGNATURE,
+            lambda rgb: {OUTPUT: model(rgb, training=False)},
+            input_signature=[tf.TensorSpec((1, *hw, 3), tf.float32, name=INPUT)],
+        )
     archive.write_out(directory, verbose=False)
 
 
-def _convert(saved_dir: str, quantize: str, representative: list[np.ndarray]) -> bytes:
+def _convert(saved_dir: str, quantize: str, representative: list[np.ndarray], with_context: bool = False) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
@@ -196,7 +208,10 @@ def _convert(saved_dir: str, quantize: str, representative: list[np.ndarray]) ->
         converter.target_spec.supported_types = [tf.float16]
     if quantize != "int8":
         return converter.convert()
-    dataset = lambda: ([img[None]] for img in representative)  # noqa: E731
+    if with_context:
+        dataset = lambda: ([img[None], frame_context(img)[None]] for img in representative)  # noqa: E731
+    else:
+        dataset = lambda: ([img[None]] for img in representative)  # noqa: E731
     converter.representative_dataset = dataset
     # Selective quantization: the mask path stays float32 (see _FLOAT_OPS).
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(_FLOAT_OPS))
@@ -215,10 +230,13 @@ def tflite_ops(model_bytes: bytes) -> tuple[str, ...]:
     return tuple(sorted(ops))
 
 
-def run_tflite(interpreter: Interpreter, rgb: np.ndarray) -> np.ndarray:
-    """One (H, W, 3) image through the `reverse_isp` signature (input resized if the model is dynamic)."""
+def run_tflite(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+    """One (H, W, 3) image [and its (H, W, C) frame context] through the `reverse_isp` signature."""
     runner = interpreter.get_signature_runner(SIGNATURE)
-    return runner(**{INPUT: np.asarray(rgb, np.float32)[None]})[OUTPUT][0]
+    inputs = {INPUT: np.asarray(rgb, np.float32)[None]}
+    if CONTEXT_INPUT in runner.get_input_details():
+        inputs[CONTEXT_INPUT] = np.asarray(frame_context(rgb) if context is None else context, np.float32)[None]
+    return runner(**inputs)[OUTPUT][0]
 
 
 def export_tflite(
@@ -257,7 +275,7 @@ def export_tflite(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         _saved_model(convertible(model), tmp, size)
-        flatbuffer = _convert(tmp, quantize, representative if quantize == "int8" else [])
+        flatbuffer = _convert(tmp, quantize, representative if quantize == "int8" else [], has_global_stage(model))
     seconds = time.perf_counter() - start
     ops = tflite_ops(flatbuffer)
     custom = [op for op in ops if op not in _BUILTIN_NAMES.values()]
@@ -300,6 +318,8 @@ def _compare(model, path: Path, images, extra_sizes, num_threads: int):
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     results = []
     for (h, w), batch in groups.items():
-        err = np.concatenate([np.abs(run_tflite(interpreter, x) - model.predict_on_batch(x[None])[0]).ravel() for x in batch])
+        err = np.concatenate(
+            [np.abs(run_tflite(interpreter, x) - model.predict_on_batch(model_inputs(model, x[None]))[0]).ravel() for x in batch]
+        )
         results.append(((int(h), int(w)), float(err.max()), float(err.mean()), err))
     return results
