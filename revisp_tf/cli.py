@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import click  # noqa: E402
@@ -25,6 +24,32 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+def _start_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow; without `verbose`, its C++ start-up log is silenced, so a failing command prints one line.
+
+    TF_CPP_MIN_LOG_LEVEL 3 hides the C++ log once absl is set up (e.g. "failed call to cuInit" on
+    machines without a GPU); what TensorFlow prints before that (oneDNN, CUDA stub notices) ignores
+    it, so file descriptor 2 points at /dev/null while TensorFlow and Keras are imported.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _load_model(model_path):
     """The inference form of the model at `model_path` (sub-pixel up convs, BatchNorm folded), or of the shipped one."""
     from revisp_tf.models.inference_form import load_inference_model
@@ -35,8 +60,15 @@ def _load_model(model_path):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="revisp-tf")
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's start-up log (hidden by default).")
+@click.option("--max-megapixels", default=64.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Refuse input images larger than this (width x height, read from the header).")
+def main(verbose, max_megapixels):
     """Reverse ISP: camera RGB -> camera RAW bayer (Overexposure Mask Fusion, AIM 2022)."""
+    _start_tensorflow(verbose)
+    from revisp_tf.io.images import set_max_pixels
+
+    set_max_pixels(round(max_megapixels * 1e6))
 
 
 @main.command()
@@ -61,7 +93,10 @@ def train(config_path, overrides, run_dir, overwrite):
     from revisp_tf.train.config import load_config
     from revisp_tf.train.train_lib import train as run_training
 
+    from revisp_tf.io.images import check_writable_dir
+
     cfg = load_config(config_path, overrides)
+    check_writable_dir(run_dir)
     result = run_training(cfg, run_dir, overwrite=overwrite)
     click.echo(f"model: {result.model_path}")
 
@@ -85,12 +120,15 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files instead of stopping.")
 def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, profile, shape, dtype, cfa, black, white, rgb_format, skip_bad):
     """(RGB, RAW) training pairs in the AIM 2022 layout: from RAW files through a real ISP, or synthetic."""
+    from revisp_tf.io.images import check_writable_dir
+
     if synthetic:
         from revisp_tf.data.synthetic import make_synthetic_pairs
 
         if raw_files:
             raise click.UsageError("--synthetic takes no RAW files")
-        meta = make_synthetic_pairs(out_dir, count=count, seed=seed, patch=patch or 128, rgb_format=rgb_format)
+        check_writable_dir(out_dir)
+        meta = make_synthetic_pairs(out_dir, count=count, seed=seed, patch=128 if patch is None else patch, rgb_format=rgb_format)
         share = meta["overexposed"]
         click.echo(f"{count} synthetic pairs in {out_dir}; overexposed share mean {share['mean']:.2%}, max {share['max']:.2%}")
         return
@@ -98,15 +136,20 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, p
         raise click.UsageError("give RAW files, or --synthetic")
     from revisp_tf.data.pairs import make_pairs_from_raw
 
+    check_writable_dir(out_dir)
     summary = make_pairs_from_raw(
-        list(raw_files), out_dir, patch=patch or 504, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
+        list(raw_files), out_dir, patch=504 if patch is None else patch, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
         profile=profile, progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
     )
     for scene in summary["scenes"]:
-        click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}"
-                   + (f" (skipped: {scene['skipped']})" if scene.get("skipped") else ""))
+        if scene.get("skipped"):
+            click.echo(f"skipped {scene['source']}: {scene['skipped']}", err=True)
+        else:
+            click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}")
     for failed in summary["failed"]:
         click.echo(f"skipped {failed['source']}: {failed['error']}", err=True)
+    if not summary["patches"]:
+        raise ValueError(f"no pairs written to {out_dir}: every file was skipped (a smaller --patch fits small frames)")
     click.echo(f"{summary['patches']} pairs in {out_dir}")
 
 
@@ -119,8 +162,10 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, p
 def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
     """Write the demosaiced-RAW ground truth (pretrained Demosaic Net) beside each RAW file."""
     from revisp_tf.data.prepare_gt import prepare_gt
+    from revisp_tf.io.images import check_writable_dir
     from revisp_tf.isp.sensor import get_sensor
 
+    check_writable_dir(data_dir)
     report = prepare_gt(data_dir, get_sensor(sensor), layout=layout, skip_bad=skip_bad, overwrite=overwrite)
     for bad in report.skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
@@ -141,9 +186,12 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
 @click.option("--jit", is_flag=True, help="Compile the tile computation with XLA.")
 def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, stitch, jit):
     """Reconstruct RAW from RGB images (files or folders), any size, at full resolution."""
+    from revisp_tf.io.images import check_rgb_files, check_writable_dir
     from revisp_tf.isp.sensor import get_sensor
-    from revisp_tf.reconstruct import reconstruct_files
+    from revisp_tf.reconstruct import expand_inputs, reconstruct_files
 
+    check_rgb_files(expand_inputs(inputs))  # every input, before any output is written
+    check_writable_dir(out_dir)
     written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor), tile=tile,
                                 overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit)
     click.echo(f"{len(written)} file(s) written to {out_dir}")
@@ -160,13 +208,16 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
 def export(model_path, out_path, variant, quantize, size, dynamic, calibration):
     """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
     from revisp_tf.export.tflite import export_tflite
+    from revisp_tf.io.images import check_output_file, check_rgb_files
     from revisp_tf.models import model_variant
     from revisp_tf.reconstruct import expand_inputs
 
+    check_output_file(out_path)
+    representative = expand_inputs([calibration]) if calibration else None
+    check_rgb_files(representative or [])
     model = _load_model(model_path)
     if variant and model_variant(model) != variant:
         raise ValueError(f"{model_path or 'the shipped model'}: is a {model_variant(model)} model, not {variant}")
-    representative = expand_inputs([calibration]) if calibration else None
     report = export_tflite(model, out_path, quantize=quantize, size=None if dynamic else tuple(size),
                            representative_data=representative)
     for line in report.lines():
@@ -192,8 +243,10 @@ def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data
     from revisp_tf.data.scan import scan_pairs
     from revisp_tf.isp.sensor import get_sensor
     from revisp_tf.data.frames import frame_contexts
+    from revisp_tf.io.images import check_output_file
     from revisp_tf.models import has_global_stage, predict_bayer
 
+    check_output_file(out_json)
     spec = get_sensor(sensor)
     examples = scan_pairs(data_dir, layout=layout, sensor=spec, skip_bad=skip_bad)
     for bad in examples.skipped:

@@ -12,6 +12,9 @@ one leaves zipper and colour fringes that no phone ISP shows.)
 Files: `{scene}_{k}.jpg|png` (8-bit sRGB), `{scene}_{k}.npy` (packed RGGB uint16 in
 `PROJECT_10BIT` stored units) and `meta.json` (seed, cameras, per-patch crop, exposure, noise,
 overexposed share). Scenes are integers, as in the challenge; `meta.json` names their sources.
+`meta.json` is written last, so its presence means the set is complete. A run first writes
+`.meta.partial.json` (the files it will replace or write) and removes it at the end: a run that
+was killed leaves that file, and the same command then recognises the folder and starts it over.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ SOURCE_SCENES = (
 )
 GENERATOR = "revisp_tf.data.synthetic"
 META_NAME = "meta.json"
+PARTIAL_NAME = ".meta.partial.json"
 RGB_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 95
 # Daylight phone shots are far less noisy than the paper's low-light range (1e-4 .. 0.012).
@@ -137,6 +141,13 @@ def _check_args(count: int, patch: int, rgb_format: str, scenes) -> None:
 def _previous_files(out: Path) -> tuple[set[str], set[str]]:
     """(pair files, derived demosaic files) an earlier run left in `out`; ValueError if `out` holds anything else."""
     path = out / META_NAME
+    partial = out / PARTIAL_NAME
+    if partial.exists():  # a run killed before it finished: the files it listed are ours to redo
+        try:
+            names = set(json.loads(partial.read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{partial}: cannot read it ({e}); delete the folder's pairs and it") from None
+        return names, set()
     if not path.exists():
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"{out}: folder is not empty and has no {META_NAME}; expected a new or empty folder")
@@ -216,6 +227,13 @@ def make_synthetic_pairs(
         "overexposure_threshold_luma": LUMA_THRESHOLD,
         "scenes": {},
     }
+    planned = {
+        f"{scene}_{k}.{ext}" for scene in range(len(scenes)) for k in range(len(range(scene, count, len(scenes))))
+        for ext in (rgb_format, "npy")
+    }
+    with atomic_write(out / PARTIAL_NAME) as tmp:
+        tmp.write_text(json.dumps({"generator": GENERATOR, "files": sorted(planned | old_pairs | old_derived)}))
+    (out / META_NAME).unlink(missing_ok=True)  # meta.json present <=> the set is complete
     for scene, name in enumerate(scenes):
         n = len(range(scene, count, len(scenes)))
         if n:
@@ -234,4 +252,5 @@ def make_synthetic_pairs(
     # Ground truth derived from the old RAW (prepare_gt's demosaic files) is stale for every pair.
     for name in (old_pairs - written) | old_derived:
         (out / name).unlink(missing_ok=True)
+    (out / PARTIAL_NAME).unlink()
     return meta

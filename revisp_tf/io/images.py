@@ -121,14 +121,18 @@ def _reason(e: OSError, folder: Path) -> str:
 
 
 def check_writable_dir(folder) -> Path:
-    """Creates `folder` if needed and proves a file can be written there; WriteError naming it if not.
+    """Proves a file can be written into `folder`, or into the folder it would be created in; WriteError naming it if not.
 
-    For the CLI, before any expensive work: a read-only or missing target fails at once.
+    For the CLI, before any expensive work: a read-only target fails at once. Creates nothing.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise _write_error(f"cannot write into {folder}: it is a file; expected a folder")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise _write_error(f"cannot write into {folder}: {existing} is a file; expected a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
         raise _write_error(f"cannot write into {folder}: {e.strerror or e}", e) from None
@@ -218,7 +222,7 @@ def _check_size(path: Path, size: tuple[int, int] | None, kind: str) -> None:
     limit = max_pixels()
     if h * w > limit:
         raise ImageReadError(
-            f"{path}: {kind} is {w}x{h} px ({h * w / 1e6:.0f} MP), above the limit of {limit / 1e6:g} MP"
+            f"{path}: {kind} is {w}x{h} px ({h * w / 1e6:g} MP), above the limit of {limit / 1e6:g} MP"
             " (revisp-tf --max-megapixels raises it)"
         )
 
@@ -316,6 +320,17 @@ def read_rgb_samples(path) -> np.ndarray:
         img = np.ascontiguousarray(img)  # a copy only after dropping alpha
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: no second full-size copy
     return img
+
+
+def check_rgb_files(paths) -> None:
+    """Reads every image once, before any work on them: ImageReadError naming the first one that is bad.
+
+    Beyond `read_rgb_samples`' policy, height and width must be even (whole 2x2 bayer tiles).
+    """
+    for path in paths:
+        h, w = read_rgb_samples(path).shape[:2]
+        if h % 2 or w % 2:
+            raise ImageReadError(f"{path}: {w}x{h} px; the bayer output needs an even width and height (crop one row/column)")
 
 
 def write_rgb(path, rgb, *, jpeg_quality: int = 95) -> Path:

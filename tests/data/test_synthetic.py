@@ -190,3 +190,33 @@ def test_rerun_replaces_its_own_pairs_and_refuses_other_folders(tmp_path):
     with pytest.raises(ValueError, match="not written by"):
         synthetic.make_synthetic_pairs(foreign, count=1, patch=16)
     assert (foreign / "0_0.jpg").read_bytes() == b"real data"
+
+
+def test_a_run_killed_midway_is_redone_by_the_same_command(tmp_path):
+    """kill -9 after the first scene (replacing an older, larger set): the same call then gives a clean set."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "pairs"
+    synthetic.make_synthetic_pairs(out, count=10, patch=16, seed=1)
+    script = (
+        "import os, signal\n"
+        "from revisp_tf.data import synthetic\n"
+        "real = synthetic._write_scene\n"
+        "def dying(*a, **k):\n"
+        "    real(*a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "synthetic._write_scene = dying\n"
+        f"synthetic.make_synthetic_pairs({str(out)!r}, count=4, patch=16, seed=3)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (out / synthetic.PARTIAL_NAME).exists() and not (out / "meta.json").exists()
+    synthetic.make_synthetic_pairs(out, count=4, patch=16, seed=3)
+    clean = tmp_path / "clean"
+    synthetic.make_synthetic_pairs(clean, count=4, patch=16, seed=3)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
+    for p in clean.iterdir():
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name

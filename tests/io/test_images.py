@@ -313,7 +313,21 @@ def test_check_output_file(tmp_path):
         images.check_output_file(tmp_path)
     with pytest.raises(images.WriteError, match="does not exist"):
         images.check_output_file(tmp_path / "missing" / "x.tflite")
-    assert images.check_writable_dir(tmp_path / "new" / "deeper").is_dir()
+    assert images.check_writable_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # creates nothing
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(images.WriteError, match="it is a file; expected a folder"):
+        images.check_writable_dir(tmp_path / "afile")
+    with pytest.raises(images.WriteError, match="is a file; expected a folder"):
+        images.check_writable_dir(tmp_path / "afile" / "sub")
+
+
+def test_check_rgb_files_reads_all_before_any_work(tmp_path):
+    good = write_rgb(tmp_path / "a.png", np.zeros((4, 6, 3), np.uint8))
+    odd = write_rgb(tmp_path / "b.png", np.zeros((5, 6, 3), np.uint8))
+    images.check_rgb_files([good])
+    with pytest.raises(ImageReadError, match=f"{odd}: 6x5 px; the bayer output needs an even width and height"):
+        images.check_rgb_files([good, odd])
 
 
 def test_stale_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
