@@ -1,7 +1,14 @@
 """The whole inference graph (mask, U-Net(s), fusion, mosaic) as one builtin-ops-only TFLite model.
 
-Contract (mobile/README.md): signature `reverse_isp`, input `rgb` float32 (1, H, W, 3) in [0, 1],
-output `bayer` float32 (1, H/2, W/2, 4) packed RGGB in model units.
+Contract (mobile/README.md): signature `reverse_isp`, input `rgb` float32 (1, H, W, 3) in [0, 1]
+(and `context` for a global-stage model), output `bayer` float32 (1, H/2, W/2, 4) packed RGGB in
+model units. A mask-fusion (dual) model also gets the signatures `skip_mask` (inputs -> `mask`),
+`skip_oe` and `skip_noe` (inputs -> `oe` / `noe`, what the fusion weights by mask / 1 - mask) and
+`skip_fuse` (inputs, oe, noe -> bayer), so a runner can skip a net the mask gives no weight
+(`revisp_tf.models.inference_form.fusion_parts`): where the mask is all 0, `skip_fuse(inputs,
+zeros, skip_noe(inputs))` equals `reverse_isp(inputs)`. The signatures share the weights (the file
+grows by about 1 %); their names sort after `reverse_isp`, which stays subgraph 0. int8 files
+have `reverse_isp` only (calibration data is per signature).
 
 How it converts (each step avoids a trap listed in FACTS.md):
 - The model is exported with `keras.export.ExportArchive` (named endpoint) and converted with
@@ -38,9 +45,14 @@ from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.io.images import atomic_write, read_rgb
 from revisp_tf.models.global_stage import CONTEXT_CHANNELS, frame_context
+from revisp_tf.models.inference_form import fusion_parts
 from revisp_tf.models.reverse_isp import has_global_stage, model_inputs
 
 SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
+# The skip-a-net signatures of a mask-fusion model. Named to sort after "reverse_isp", which LiteRT then
+# keeps as subgraph 0 (the one index-based calls such as get_input_details() address).
+MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
+SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
 CONTEXT_INPUT = "context"  # the second input of a global-stage model (global_stage.frame_context)
 QUANTIZE_MODES = ("none", "fp16", "int8")
 # Photos scikit-image ships (no download), the default calibration and check images.
@@ -94,6 +106,8 @@ class ExportReport:
     mean_abs_error: float
     checks: tuple[tuple[tuple[int, int], float, float], ...]  # ((H, W), max abs, mean abs) per check size
     convert_seconds: float
+    signatures: tuple[str, ...] = (SIGNATURE,)
+    skip_max_abs_error: float | None = None  # the mask/oe/noe/fuse path, nets skipped where the mask allows
 
     def lines(self) -> list[str]:
         """Human-readable summary, one fact per line."""
@@ -105,6 +119,9 @@ class ExportReport:
         ]
         for (h, w), mx, mean in self.checks:
             out.append(f"LiteRT vs Keras at {h}x{w}: max abs error {mx:.3g}, mean abs error {mean:.3g}")
+        if self.skip_max_abs_error is not None:
+            out.append(f"signatures {', '.join(self.signatures[1:])} (skip a net the mask gives no weight): "
+                       f"max abs error {self.skip_max_abs_error:.3g} against Keras")
         return out
 
 
@@ -178,29 +195,31 @@ def _as_images(data, size) -> list[np.ndarray]:
     return images
 
 
-def _saved_model(model: keras.Model, directory: str, size) -> None:
+def _saved_model(model: keras.Model, directory: str, size, skip_signatures: bool) -> tuple[str, ...]:
+    """Writes the SavedModel the converter reads; returns its signature names (see the module docstring)."""
     hw = tuple(size) if size else (None, None)
+    spec = lambda name, channels: tf.TensorSpec((1, *hw, channels), tf.float32, name=name)  # noqa: E731
+    # A global-stage model also takes its frame context (computed once per frame, on the host).
+    inputs = [spec(INPUT, 3)] + ([spec(CONTEXT_INPUT, CONTEXT_CHANNELS)] if has_global_stage(model) else [])
+    call = lambda net, xs: net(xs[0] if len(xs) == 1 else list(xs), training=False)  # noqa: E731
     archive = keras.export.ExportArchive()
     archive.track(model)
-    if has_global_stage(model):
-        # A global-stage model also takes its frame context (computed once per frame, on the host).
-        archive.add_endpoint(
-            SIGNATURE,
-            lambda rgb, context: {OUTPUT: model([rgb, context], training=False)},
-            input_signature=[tf.TensorSpec((1, *hw, 3), tf.float32, name=INPUT),
-                             tf.TensorSpec((1, *hw, CONTEXT_CHANNELS), tf.float32, name=CONTEXT_INPUT)],
-        )
-    else:
-        archive.add_endpoint(
-            SIGNATURE,
-            lambda rgb: {OUTPUT: model(rgb, training=False)},
-            input_signature=[tf.TensorSpec((1, *hw, 3), tf.float32, name=INPUT)],
-        )
+    archive.add_endpoint(SIGNATURE, lambda *xs: {OUTPUT: call(model, xs)}, input_signature=inputs)
+    parts = fusion_parts(model) if skip_signatures else None
+    if parts is None:
+        archive.write_out(directory, verbose=False)
+        return (SIGNATURE,)
+    branches = [spec(OE, parts.oe.outputs[0].shape[-1]), spec(NOE, parts.noe.outputs[0].shape[-1])]
+    archive.add_endpoint(SKIP[MASK], lambda *xs: {MASK: call(parts.mask, xs)}, input_signature=inputs)
+    archive.add_endpoint(SKIP[OE], lambda *xs: {OE: call(parts.oe, xs)}, input_signature=inputs)
+    archive.add_endpoint(SKIP[NOE], lambda *xs: {NOE: call(parts.noe, xs)}, input_signature=inputs)
+    archive.add_endpoint(SKIP["fuse"], lambda *xs: {OUTPUT: call(parts.fuse, xs)}, input_signature=inputs + branches)
     archive.write_out(directory, verbose=False)
+    return (SIGNATURE, *SKIP.values())
 
 
-def _convert(saved_dir: str, quantize: str, representative: list[np.ndarray], with_context: bool = False) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[SIGNATURE])
+def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.ndarray], with_context: bool = False) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=list(signatures))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -239,6 +258,23 @@ def run_tflite(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | 
     return runner(**inputs)[OUTPUT][0]
 
 
+def run_tflite_skipping(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None):
+    """One image through `mask`, then `oe` / `noe` only where the mask gives it weight, then `fuse`.
+
+    Returns (bayer, the nets that ran). The same steps as `mobile/run_litert.py` (which needs no TensorFlow).
+    """
+    inputs = {INPUT: np.asarray(rgb, np.float32)[None]}
+    if CONTEXT_INPUT in interpreter.get_signature_runner(SKIP[MASK]).get_input_details():
+        inputs[CONTEXT_INPUT] = np.asarray(frame_context(rgb) if context is None else context, np.float32)[None]
+    mask = interpreter.get_signature_runner(SKIP[MASK])(**inputs)[MASK]
+    needed = {OE: bool(np.any(mask != 0)), NOE: bool(np.any(mask != 1))}
+    branches = {name: interpreter.get_signature_runner(SKIP[name])(**inputs)[name] for name in (OE, NOE) if needed[name]}
+    ran, present = tuple(branches), next(iter(branches.values()))
+    for name in (OE, NOE):
+        branches.setdefault(name, np.zeros_like(present))
+    return interpreter.get_signature_runner(SKIP["fuse"])(**inputs, **branches)[OUTPUT][0], ran
+
+
 def export_tflite(
     model: keras.Model,
     out_path,
@@ -274,8 +310,9 @@ def export_tflite(
     checks = _as_images(check_data, size) if check_data is not None else representative[:2]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model(convertible(model), tmp, size)
-        flatbuffer = _convert(tmp, quantize, representative if quantize == "int8" else [], has_global_stage(model))
+        signatures = _saved_model(convertible(model), tmp, size, skip_signatures=quantize != "int8")
+        flatbuffer = _convert(tmp, signatures, quantize, representative if quantize == "int8" else [],
+                              has_global_stage(model))
     seconds = time.perf_counter() - start
     ops = tflite_ops(flatbuffer)
     custom = [op for op in ops if op not in _BUILTIN_NAMES.values()]
@@ -285,6 +322,13 @@ def export_tflite(
         tmp_path.write_bytes(flatbuffer)
     results = _compare(model, out_path, checks, () if size else check_sizes, num_threads)
     errors = np.concatenate([r[3] for r in results])
+    skip_error = None
+    if len(signatures) > 1:
+        interpreter = Interpreter(model_path=str(out_path), num_threads=num_threads)
+        skip_error = max(
+            float(np.abs(run_tflite_skipping(interpreter, x)[0] - model.predict_on_batch(model_inputs(model, x[None]))[0]).max())
+            for x in checks
+        )
     return ExportReport(
         path=out_path,
         quantize=quantize,
@@ -295,6 +339,8 @@ def export_tflite(
         mean_abs_error=float(errors.mean()),
         checks=tuple((hw, mx, mean) for hw, mx, mean, _ in results),
         convert_seconds=seconds,
+        signatures=signatures,
+        skip_max_abs_error=skip_error,
     )
 
 

@@ -1,7 +1,9 @@
 """TFLite export: LiteRT against Keras, on the real AIM 2022 S7 patches and on generated images.
 
-Small random models (`lively_model`, base width 4, depth 4 as in the paper) keep conversion
-fast; `mobile/benchmark_litert.py --export-width 64` exports and checks the paper's width.
+The fixtures export the inference form (sub-pixel up convs, BatchNorm folded), as `revisp-tf
+export` does, and the tests compare LiteRT with the *trained* model. Small random models
+(`lively_model`, base width 4, depth 4 as in the paper) keep conversion fast;
+`mobile/benchmark_litert.py --export-width 64` exports and checks the paper's width.
 """
 
 import keras
@@ -11,7 +13,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.export import calibration_images, export_tflite, tflite_ops
-from revisp_tf.export.tflite import NearestUpsample, convertible
+from revisp_tf.export.tflite import NearestUpsample, convertible, run_tflite_skipping
+from revisp_tf.models.inference_form import inference_form
 from tests.conftest import REALDATA, REPO, read_jpeg_rgb
 from tests.lively import generated_frame, lively_model
 
@@ -42,20 +45,27 @@ def keras_out(model, rgb):
 def single_static(tmp_path_factory):
     model = lively_model("single", depth=4)
     path = tmp_path_factory.mktemp("single") / "single.tflite"
-    return model, export_tflite(model, path, size=(504, 504))
+    return model, export_tflite(inference_form(model), path, size=(504, 504))
 
 
 @pytest.fixture(scope="module")
 def dual_dynamic(tmp_path_factory):
     model = lively_model("dual", depth=4)
     path = tmp_path_factory.mktemp("dual") / "dual.tflite"
-    return model, export_tflite(model, path, size=None)
+    return model, export_tflite(inference_form(model), path, size=None)
 
 
 def test_contract_signature_names_shapes_dtypes(single_static, dual_dynamic):
-    for (_, report), shape in ((single_static, [1, 504, 504, 3]), (dual_dynamic, [1, -1, -1, 3])):
+    skip = {
+        "skip_mask": {"inputs": ["rgb"], "outputs": ["mask"]},
+        "skip_oe": {"inputs": ["rgb"], "outputs": ["oe"]},
+        "skip_noe": {"inputs": ["rgb"], "outputs": ["noe"]},
+        "skip_fuse": {"inputs": ["noe", "oe", "rgb"], "outputs": ["bayer"]},
+    }
+    for (_, report), shape, extra in ((single_static, [1, 504, 504, 3], {}), (dual_dynamic, [1, -1, -1, 3], skip)):
         interpreter = Interpreter(model_path=str(report.path))
-        assert interpreter.get_signature_list() == {"reverse_isp": {"inputs": ["rgb"], "outputs": ["bayer"]}}
+        assert interpreter.get_signature_list() == {"reverse_isp": {"inputs": ["rgb"], "outputs": ["bayer"]}, **extra}
+        # reverse_isp is subgraph 0, which the index-based calls below address
         (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
         assert inp["dtype"] == np.float32 and out["dtype"] == np.float32
         assert inp["shape_signature"].tolist() == shape
@@ -70,7 +80,8 @@ def test_contract_signature_names_shapes_dtypes(single_static, dual_dynamic):
 def test_only_builtin_ops(single_static, dual_dynamic, capsys):
     for _, report in (single_static, dual_dynamic):
         ops = tflite_ops(report.path.read_bytes())
-        assert ops == report.ops and "CONV_2D" in ops and "RESIZE_NEAREST_NEIGHBOR" in ops
+        assert ops == report.ops and "CONV_2D" in ops and "DEPTH_TO_SPACE" in ops  # the sub-pixel up convs
+        assert "RESIZE_NEAREST_NEIGHBOR" not in ops  # no upsampled tensor
         assert not any(op.startswith("Flex") for op in ops)
         # Independent check: TFLite's own analyzer lists every op; Flex ops would show as FlexXxx / CUSTOM.
         tf.lite.experimental.Analyzer.analyze(model_path=str(report.path))
@@ -92,14 +103,26 @@ def test_fp32_matches_keras_on_generated_images(single_static, dual_dynamic):
 
 
 def test_fp32_matches_keras_on_real_patches(realdata, single_static, dual_dynamic):
+    """The exported inference form against the trained Keras model, within 1e-5."""
     for model, report in (single_static, dual_dynamic):
         for rgb in real_patches():
             want = keras_out(model, rgb)
             assert want.std() > 0.01  # the model's output is not flat on these patches
-            np.testing.assert_allclose(litert(report.path, rgb), want, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(litert(report.path, rgb), want, atol=1e-5, rtol=0)
     model, report = dual_dynamic
     crop = real_patches()[0][100:356, 60:444]  # 256x384 at an even offset
-    np.testing.assert_allclose(litert(report.path, crop), keras_out(model, crop), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(litert(report.path, crop), keras_out(model, crop), atol=1e-5, rtol=0)
+
+
+def test_skip_signatures_run_only_the_nets_the_mask_needs(dual_dynamic):
+    model, report = dual_dynamic
+    assert report.skip_max_abs_error <= 1e-5
+    interpreter = Interpreter(model_path=str(report.path), num_threads=2)
+    dark, blown = generated_frame(96, 128, seed=8) * 0.5, np.ones((96, 128, 3), np.float32)
+    for rgb, nets in ((generated_frame(96, 128, seed=8), ("oe", "noe")), (dark, ("noe",)), (blown, ("oe",))):
+        got, ran = run_tflite_skipping(interpreter, rgb)
+        assert ran == nets
+        np.testing.assert_allclose(got, keras_out(model, rgb), atol=1e-5, rtol=0)
 
 
 def test_nearest_upsample_equals_keras_upsampling():
@@ -166,7 +189,7 @@ def test_quantized_exports_stay_close(tmp_path, dual_dynamic, quantize, max_erro
         assert threshold and all(details[i]["dtype"] == np.float32 for op in threshold for i in op["inputs"])  # mask in float
 
 
-def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path):
+def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path, capsys):
     """mobile/run_litert.py (LiteRT only, no TensorFlow) on an image file gives the Keras output."""
     import importlib.util
 
@@ -177,8 +200,17 @@ def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path):
     spec.loader.exec_module(runner)
     model, report = dual_dynamic
     rgb16 = np.round(generated_frame(96, 160, seed=7) * 65535).astype(np.uint16)
+    dark16 = rgb16 // 2  # nothing overexposed: the OE net is skipped
     cv2.imwrite(str(tmp_path / "frame.png"), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
-    assert runner.main([str(report.path), str(tmp_path / "frame.png"), "--out", str(tmp_path / "out"), "--num-threads", "1"]) == 0
-    want = keras_out(model, rgb16.astype(np.float32) / 65535)
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "frame.npy"), want, atol=1e-4, rtol=0)
+    cv2.imwrite(str(tmp_path / "dark.png"), cv2.cvtColor(dark16, cv2.COLOR_RGB2BGR))
+    args = [str(report.path), str(tmp_path / "frame.png"), str(tmp_path / "dark.png"), "--num-threads", "1"]
+    assert runner.main([*args, "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("frame.png") and lines[0].endswith("(ran oe and noe)") and lines[1].endswith("(ran noe)")
+    for name, img in (("frame", rgb16), ("dark", dark16)):
+        want = keras_out(model, img.astype(np.float32) / 65535)
+        np.testing.assert_allclose(np.load(tmp_path / "out" / f"{name}.npy"), want, atol=1e-5, rtol=0)
+    assert runner.main([*args, "--out", str(tmp_path / "both"), "--no-skip"]) == 0
+    assert "(ran" not in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "both" / "dark.npy"), np.load(tmp_path / "out" / "dark.npy"), atol=1e-6, rtol=0)
     assert runner.main([str(report.path), str(tmp_path / "missing.png"), "--out", str(tmp_path / "out")]) == 2
