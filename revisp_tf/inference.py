@@ -1,7 +1,8 @@
 """Full-resolution inference by overlapping tiles, and the AIM 2022 patch grid.
 
-Tiling (`infer_tiled`):
-- Tiles are `tile` x `tile` px and start at multiples of the model's alignment: the multiple its
+Tiling (`TiledInference`, `infer_tiled`):
+- Tiles are at most `tile` px a side (the smallest aligned side that needs no more tiles than
+  `tile` would, `tile_starts`) and start at multiples of the model's alignment: the multiple its
   U-Nets pad to (2**depth, found from its `PadToMultiple` layers), never less than 2. Even starts
   keep the CFA phase; multiples of 2**depth put every tile on the same max-pooling grid, so two
   tiles compute the same values wherever both see enough context.
@@ -15,8 +16,20 @@ Tiling (`infer_tiled`):
   for the depth-4 U-Net), the result equals one pass of the model over the (extended) frame.
   With a smaller margin tiles disagree slightly near their edges and the ramp blends the
   difference without a seam.
-- Memory: one float32 output array (the result) plus one batch of tiles; the frame's tiles are
-  never materialised together.
+- Inputs: the frame as uint8 / uint16 samples (scaled per tile, as `read_rgb` scales them) or
+  float in [0, 1]; a model with a second input 'context' gets its frame context sliced exactly
+  like the RGB (an (H, W, C) array, or a window function for frames too large to hold it).
+- Skipping (mask-fusion models, `fusion_parts`): the mask of every tile is computed first; a tile
+  whose blended output region (packed pixels of weight > 0 inside the frame, i.e. their 2x2
+  blocks) has no mask > 0 runs only the NOE net, the OE net's output taken as 0 where the fusion
+  gives it weight 0; a tile with mask 1 there runs only the OE net. Tiles of each kind are
+  batched together. If the fused image reaches the output through anything but per-pixel layers
+  and the mosaic, the whole tile's mask decides instead. The output equals running both nets on
+  every tile, to float rounding.
+- Memory: tiles run in groups of whole tile rows (enough to fill a batch) and finished output
+  rows leave as bands (`TiledInference.bands`), so what inference holds besides the input frame
+  is one group of tile rows and one batch of tiles, whatever the frame's size; with `out` (a
+  memmap or a streaming writer) the result is never held whole either.
 - An axis no longer than `tile` is one tile of the frame's full extent, so an image smaller than
   a tile runs in one pass (the U-Net pads any size itself).
 
@@ -225,6 +238,15 @@ class TiledInference:
             runs.update({kind: functools.partial(_one_branch, self.parts, kind) for kind in ("noe", "oe")})
             self._mask = tf.function(lambda *xs: _call(self.parts.mask, xs), input_signature=specs)
         self._run = {k: tf.function(f, input_signature=specs, jit_compile=jit_compile) for k, f in runs.items()}
+
+    def warm_up(self, height: int, width: int, batch_size: int = 1) -> None:
+        """Traces (and with XLA compiles) every tile computation for batches of (height, width) tiles."""
+        channels = [t.shape[-1] for t in self.model.inputs]
+        zeros = [np.zeros((batch_size, height, width, c), np.float32) for c in channels]
+        for run in self._run.values():
+            run(*zeros)
+        if self.parts is not None:
+            self._mask(*zeros)
 
     def plan(self, rgb, tile: int = 512, overlap: int = 64, *, margin: int | None = None, context=None,
              batch_size: int = 1) -> TilePlan:
