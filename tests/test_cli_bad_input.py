@@ -209,3 +209,16 @@ def test_a_failing_command_prints_one_line_and_verbose_brings_the_log_back(corru
     loud = _cli("--verbose", "infer", corrupt_jpeg, "--out", tmp_path / "out")
     assert loud.returncode == 2 and loud.stderr.splitlines()[-1] == quiet.stderr.splitlines()[0]
     assert len(loud.stderr.splitlines()) > 1  # TensorFlow's own start-up lines
+
+
+@pytest.mark.slow
+def test_export_on_a_full_disk_names_the_output(tmp_path):
+    from revisp_tf.models import build_reverse_isp
+
+    model = tmp_path / "m.keras"
+    build_reverse_isp("single", base_filters=2, depth=2).save(model)
+    with full_folder(tmp_path / "full", size_kb=4) as full:
+        result = run("export", "--model", model, "--out", full / "m.tflite", "--size", 32, 32)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert result.stderr.splitlines()[-1] == f"error: cannot write {full / 'm.tflite'}: No space left on device"
+        assert list(full.iterdir()) == []
