@@ -48,7 +48,7 @@ from revisp_tf import evaluate  # noqa: E402
 from revisp_tf.data.frames import frame_contexts  # noqa: E402
 from revisp_tf.data.pairs import make_pairs_from_raw  # noqa: E402
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
-from revisp_tf.io.images import atomic_write  # noqa: E402
+from revisp_tf.io.images import atomic_write, read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
 from revisp_tf.models import has_global_stage, load_reverse_isp, predict_bayer  # noqa: E402
 from revisp_tf.train import config as config_lib  # noqa: E402
@@ -71,6 +71,9 @@ ISPS = {
     "rt-local": {"isp": "rawtherapee", "profile": "Pop 1"},
 }
 UNTRAINED = ("mosaic", "upi", "fitted", "oracle")
+# A diagnostic, not a method: the training frame's fit with the 4 per-channel gains that suit the
+# test frame best (least squares). What a per-frame gain (white balance, exposure) is worth.
+GAIN_ORACLE = "fitted+test gains"
 TRAINED = {  # name -> (variant, global_stage)
     "baseline": ("baseline", "none"),
     "single": ("single", "none"),
@@ -134,6 +137,16 @@ def _summary(entry: dict) -> dict:
     return {f: entry[f] for f in FIELDS}
 
 
+def _best_gains(fit, examples) -> np.ndarray:
+    """Per packed channel, the gain g minimising |g * fit - raw|^2 over the examples."""
+    num, den = np.zeros(4), np.zeros(4)
+    for ex in examples:
+        pred = fit.predict(read_rgb(ex.rgb)).reshape(-1, 4)
+        raw = PROJECT_10BIT.to_model_units(read_raw_npy(ex.raw)).reshape(-1, 4)
+        num, den = num + (pred * raw).sum(0), den + (pred * pred).sum(0)
+    return num / np.maximum(den, 1e-12)
+
+
 def run_pair(isp: str, a: str, b: str, dirs: dict, args, methods, seeds) -> dict:
     """Every method's scores on frame b after fitting / training on frame a."""
     train_ex = scan_pairs(dirs[a], sensor=PROJECT_10BIT)
@@ -144,6 +157,10 @@ def run_pair(isp: str, a: str, b: str, dirs: dict, args, methods, seeds) -> dict
         base = "fitted" if name in fits else name
         rep = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fits.get(name))
         out[name] = _summary(rep[base])
+    gains = _best_gains(fits["fitted"], test_ex)
+    predict = lambda rgb: np.clip(fits["fitted"].predict(rgb) * gains, 0.0, 1.0)  # noqa: E731
+    out[GAIN_ORACLE] = _summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False)["model"])
+    out[GAIN_ORACLE]["gains"] = gains.tolist()
     for method in methods:
         runs = []
         for seed in seeds:
