@@ -18,9 +18,6 @@ from revisp_tf.cli import main
 from tests.mounts import full_folder, read_only_folder
 
 # Changes to revisp_tf/train/config.py that these cases need are with the trainer's owner (issue 12).
-NEEDS_CONFIG_FIX = pytest.mark.xfail(strict=True, reason="--set/--config parse errors: revisp_tf/train/config.py (issue 12)")
-
-
 def run(*args):
     result = CliRunner().invoke(main, [str(a) for a in args])
     return result
@@ -123,13 +120,11 @@ def test_make_pairs_real_n900_png_at_the_default_patch(realdata, tmp_path):
     _small_frame_lines(result, source, 344, 254)
 
 
-@NEEDS_CONFIG_FIX
 def test_set_with_a_yaml_error_names_the_key(tmp_path):
     line = one_error_line(run("train", "--config", "training/configs/demo.yaml", "--set", "model.depth=[", "--run-dir", tmp_path / "r"))
     assert "model.depth" in line
 
 
-@NEEDS_CONFIG_FIX
 def test_set_with_an_index_out_of_range_names_the_key(tmp_path):
     line = one_error_line(run("train", "--config", "training/configs/demo.yaml", "--set", "optim.phases.5=1", "--run-dir", tmp_path / "r"))
     assert "optim.phases.5" in line
@@ -138,7 +133,6 @@ def test_set_with_an_index_out_of_range_names_the_key(tmp_path):
 # ------------------------------------------------------------------------------ soft failures
 
 
-@NEEDS_CONFIG_FIX
 def test_binary_config_names_the_file(tmp_path):
     config = tmp_path / "weights.bin"
     config.write_bytes(bytes(range(256)) * 4)
@@ -146,7 +140,6 @@ def test_binary_config_names_the_file(tmp_path):
     assert str(config) in line and "codec" not in line
 
 
-@NEEDS_CONFIG_FIX
 def test_set_with_a_bad_index_names_the_key(tmp_path):
     line = one_error_line(run("train", "--config", "training/configs/demo.yaml", "--set", "optim.phases.x=1", "--run-dir", tmp_path / "r"))
     assert "optim.phases.x" in line and "invalid literal" not in line

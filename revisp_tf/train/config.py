@@ -188,20 +188,26 @@ def _validate(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"loss.{name}: expected a value in (0, 1] or null, got {g}")
 
 
+def _index(node: list, k: str, dotted: str, upto: str) -> int:
+    """`k` as an index into the list `node`, or a ConfigError naming the key."""
+    if not k.isdigit() or int(k) >= len(node):
+        raise ConfigError(f"--set {dotted}: {upto} is not an index of the list (0..{len(node) - 1})")
+    return int(k)
+
+
 def _set(tree: dict, dotted: str, value) -> None:
     keys = dotted.split(".")
     node = tree
     for i, k in enumerate(keys[:-1]):
+        upto = ".".join(keys[: i + 1])
         if isinstance(node, list):
-            if not k.isdigit() or int(k) >= len(node):
-                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:i + 1])} is not a list index")
-            node = node[int(k)]
+            node = node[_index(node, k, dotted, upto)]
         else:
             node = node.setdefault(k, {})
             if not isinstance(node, (dict, list)):
-                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:i + 1])} is not a section")
+                raise ConfigError(f"--set {dotted}: {upto} is not a section")
     if isinstance(node, list):
-        node[int(keys[-1])] = value
+        node[_index(node, keys[-1], dotted, dotted)] = value
     else:
         node[keys[-1]] = value
 
@@ -226,7 +232,11 @@ def parse_config(values: dict, overrides: typing.Sequence[str] = ()) -> Experime
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.phases.0.epochs=3")
         key, raw = item.split("=", 1)
-        _set(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key.strip()}: {raw!r} is not a YAML value ({e.__class__.__name__})") from None
+        _set(tree, key.strip(), value)
     cfg = _build(ExperimentConfig, tree)
     _validate(cfg)
     return cfg
@@ -239,8 +249,8 @@ def load_config(path, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
         raise ConfigError(f"{path}: config file not found")
     try:
         values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a YAML text file ({e.__class__.__name__}); expected an experiment YAML") from None
     try:
         return parse_config(values, overrides)
     except ConfigError as e:
