@@ -236,8 +236,10 @@ class TiledInference:
         runs = {"both": lambda *xs: _call(model, xs)}
         if self.parts is not None:
             runs.update({kind: functools.partial(_one_branch, self.parts, kind) for kind in ("noe", "oe")})
-            self._mask = tf.function(lambda *xs: _call(self.parts.mask, xs), input_signature=specs)
-        self._run = {k: tf.function(f, input_signature=specs, jit_compile=jit_compile) for k, f in runs.items()}
+            self._mask = tf.function(lambda *xs: _call(self.parts.mask, xs), input_signature=specs, autograph=False)
+        # No Python control flow on tensors in these: autograph (which re-reads source files) is not needed.
+        self._run = {k: tf.function(f, input_signature=specs, jit_compile=jit_compile, autograph=False)
+                     for k, f in runs.items()}
 
     def warm_up(self, height: int, width: int, batch_size: int = 1) -> None:
         """Traces (and with XLA compiles) every tile computation for batches of (height, width) tiles."""
