@@ -13,8 +13,25 @@ from revisp_tf import __version__  # noqa: E402
 from revisp_tf.data.isps import ISPS  # noqa: E402
 
 
+class _Command(click.Command):
+    """Starts TensorFlow (quietly, unless --verbose) and applies the group's options once its own are parsed.
+
+    After parsing, so that `COMMAND --help` answers at once.
+    """
+
+    def invoke(self, ctx):
+        options = ctx.find_root().params
+        _start_tensorflow(options["verbose"])
+        from revisp_tf.io.images import set_max_pixels
+
+        set_max_pixels(round(options["max_megapixels"] * 1e6))
+        return super().invoke(ctx)
+
+
 class _Group(click.Group):
     """Prints a library ValueError / OSError as one line and exits non-zero, instead of a traceback."""
+
+    command_class = _Command
 
     def invoke(self, ctx):
         try:
@@ -65,10 +82,6 @@ def _load_model(model_path):
               help="Refuse input images larger than this (width x height, read from the header).")
 def main(verbose, max_megapixels):
     """Reverse ISP: camera RGB -> camera RAW bayer (Overexposure Mask Fusion, AIM 2022)."""
-    _start_tensorflow(verbose)
-    from revisp_tf.io.images import set_max_pixels
-
-    set_max_pixels(round(max_megapixels * 1e6))
 
 
 @main.command()
