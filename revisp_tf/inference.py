@@ -309,7 +309,8 @@ class TiledInference:
         """Yields (first packed row, finished rows (n, W/2, 4) float32) top to bottom, as the tiles complete.
 
         Tiles are run in groups of whole tile rows (enough rows to fill a batch), each kind batched
-        apart; only the rows that later tiles can still add to are held in memory.
+        apart; only the rows that later tiles can still add to are held, in one buffer reused for
+        the whole frame. A band is a view into that buffer: valid until the next one is asked for.
         """
         x = _check_frame(rgb)
         context = _check_context(context, *x.shape[:2])
@@ -317,12 +318,13 @@ class TiledInference:
         ys, xs, th, tw = plan.ys, plan.xs, plan.th, plan.tw
         h2, w2 = x.shape[0] // 2, x.shape[1] // 2
         group = max(1, -(-batch_size // len(xs)))
-        acc, acc_y0 = np.zeros((0, w2, 4), np.float32), 0
+        groups = [range(first, min(first + group, len(ys))) for first in range(0, len(ys), group)]
+        ends = [min(ys[rows[-1]] // 2 + th // 2, h2) for rows in groups]  # the last packed row each group adds to
+        acc = np.zeros((max(end - ys[rows[0]] // 2 for rows, end in zip(groups, ends)), w2, 4), np.float32)
+        acc_y0, held = 0, 0  # acc[:held] holds rows acc_y0.. added to by earlier groups
         with tqdm(total=plan.tiles, desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
-            for first in range(0, len(ys), group):
-                rows = range(first, min(first + group, len(ys)))
-                end = min(ys[rows[-1]] // 2 + th // 2, h2)
-                acc = np.concatenate([acc, np.zeros((end - acc_y0 - len(acc), w2, 4), np.float32)])
+            for rows, end in zip(groups, ends):
+                acc[held : end - acc_y0] = 0.0
                 for kind in TILE_KINDS:
                     jobs = [(i, j) for i in rows for j in range(len(xs)) if plan.kinds[i, j] == kind]
                     for b in range(0, len(jobs), batch_size):
@@ -337,7 +339,9 @@ class TiledInference:
                         bar.update(len(batch))
                 done = ys[rows[-1] + 1] // 2 if rows[-1] + 1 < len(ys) else h2
                 yield acc_y0, acc[: done - acc_y0]
-                acc, acc_y0 = acc[done - acc_y0 :].copy(), done
+                held = end - done
+                acc[:held] = acc[done - acc_y0 : end - acc_y0].copy()  # rows the next group adds to
+                acc_y0 = done
 
     def __call__(self, rgb, tile: int = 512, overlap: int = 64, batch_size: int = 1, *, margin: int | None = None,
                  context=None, out=None, progress: bool = False):

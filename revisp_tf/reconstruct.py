@@ -25,6 +25,7 @@ from revisp_tf.isp.process import visualize_raw
 from revisp_tf.isp.sensor import SensorSpec
 
 FORMATS = ("npy", "dng", "png")
+_ROWS_PER_WRITE = 16
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -59,7 +60,8 @@ def write_npy_bands(path: Path, shape: tuple[int, int, int], bands, sensor: Sens
         for y0, rows in bands:
             if y0 != written:
                 raise RuntimeError(f"{path}: rows {y0}.. arrived after {written} rows; expected them in order")
-            f.write(sensor.to_stored(rows).tobytes())
+            for k in range(0, len(rows), _ROWS_PER_WRITE):  # small conversion temporaries, whatever the width
+                f.write(sensor.to_stored(rows[k : k + _ROWS_PER_WRITE]).tobytes())
             written += len(rows)
         if written != shape[0]:
             raise RuntimeError(f"{path}: {written} of {shape[0]} rows were produced")
