@@ -3,6 +3,7 @@
     python scripts/benchmark_speed.py            # the full run: 35-50 min on 2 CPU cores
     python scripts/benchmark_speed.py --quick    # a few minutes (see --quick below for what it cuts)
     python scripts/benchmark_speed.py --variants dual --repeats 5 --skip-tflite
+    python scripts/benchmark_speed.py --frame --base-filters 32   # the full-frame savings only (--frame below)
 
 Prints one report. Every timing is the median of --repeats runs after one untimed warm-up run;
 all rates and ratios come from this one run of the script, so they share its machine load.
@@ -27,6 +28,23 @@ all rates and ratios come from this one run of the script, so they share its mac
   Same step as the trainer: revisp_tf.train.trainer.replica_gradients + apply_gradients.
 - Input pipeline: the tf.data rate of scripts/benchmark_input.py and its ratio to the
   training rate of a base-32 U-Net (the data issue's "at least 5x"), and to the paper model's.
+
+`--frame` runs only this comparison instead: a full 3024 x 4032 S7 frame (scene --frame-scene of
+../shared/realdata/aim22_s7_rgb, stitched from its 48 patches; a generated frame with a blown-out
+band when that is absent, and the report says so) through the dual model at --base-filters, the
+ways below timed alternately, each the median of --repeats runs after a warm-up that traces
+(and for XLA compiles) every tile computation:
+  (a) the authors' way: both U-Nets on each of the 48 non-overlapping 504 px patches, no
+      skipping, fp32 (this project's Keras model, as trained: no savings; batch 1 per patch);
+  (b) revisp_tf.inference.TiledInference on the inference form (sub-pixel up convs, folded
+      BatchNorm) with OE skipping, tile --tile, overlap --overlap;
+  (c) each saving alone: skipping on the trained model; sub-pixel only; folding only;
+  and the references: tiled with no saving, and the inference form running both nets on every
+  tile ("always both", the output (b) must equal), and (b) compiled with XLA; --frame-rows picks.
+It prints seconds, ratios to (a), the share of tiles that ran the OE net, the conv FLOPs of a
+512 x 512 pass of the trained model and of its inference form, and max |(b) - always both|. The
+model's BatchNorm statistics and head are randomised (not identities, output not clamped flat),
+so folding and the output comparison are not trivial.
 
 Heavy sections run in fresh processes (spawned) so that one section's memory never counts
 against the next and each peak-memory figure is that section's own.
@@ -297,7 +315,7 @@ def memory_comparison(variant: str, base: int, tile: int, overlap: int) -> tuple
     import subprocess
 
     cmd = [sys.executable, str(REPO / "scripts" / "benchmark_inference_memory.py"), "--variant", variant,
-           "--base-filters", str(base), "--tile", str(tile), "--overlap", str(overlap)]
+           "--base-filters", str(base), "--tile", str(tile), "--overlap", str(overlap), "--sizes", "12,48"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     print(proc.stdout.rstrip(), flush=True)
     name = "full-frame working memory 48 vs 12 MP within 10%"
@@ -306,6 +324,147 @@ def memory_comparison(variant: str, base: int, tile: int, overlap: int) -> tuple
         print(proc.stderr[-2000:])
         return (name, "failed", False)
     return (name, lines[0].split(":", 1)[1].split()[0], proc.returncode == 0)
+
+
+# ---------------------------------------------------------------- full frame, savings (--frame)
+
+
+def frame_rgb(scene: str) -> tuple[np.ndarray, str]:
+    """(3024 x 4032 S7 frame, what it is): scene `scene` stitched from the real AIM 2022 patches, or generated."""
+    import benchmark_inference_memory
+
+    from revisp_tf.inference import group_patch_files, stitch_patches
+
+    folder = REPO.parent / "shared" / "realdata" / "aim22_s7_rgb"
+    paths = sorted(folder.glob(f"{scene}_*.jpg"))
+    if paths:
+        return stitch_patches(group_patch_files(paths)[scene]), f"real S7 scene {scene} ({folder})"
+    rgb = benchmark_inference_memory.frame(*FRAME_12MP).astype(np.float32) / 255
+    return rgb, f"GENERATED frame with a blown-out band ({folder} is absent)"
+
+
+def randomised_dual(base: int, depth: int, seed: int = 0):
+    """The dual model with random BatchNorm statistics and a head centred on 0.5 (see the module docstring)."""
+    import keras
+
+    from revisp_tf.models import build_reverse_isp
+
+    keras.utils.set_random_seed(seed)
+    model = build_reverse_isp("dual", base, depth)
+    rng = np.random.default_rng(seed)
+    for unet in (model.get_layer("unet_oe"), model.get_layer("unet_noe")):
+        for layer in unet.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                c = layer.gamma.shape[0]
+                layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                                   rng.uniform(0.5, 2, c)])
+        head = unet.get_layer("head")
+        kernel, bias = head.get_weights()
+        head.set_weights([rng.normal(0, 3 / np.sqrt(kernel.shape[2]), kernel.shape), np.full_like(bias, 0.5)])
+    return model
+
+
+def authors_way(model):
+    """(a): both U-Nets on each of the 48 non-overlapping AIM patches, batch 1, no savings; returns a runner."""
+    import tensorflow as tf
+
+    from revisp_tf.inference import stitch_patches, unstitch
+
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, None, None, 3))])
+
+    def run(rgb):
+        return stitch_patches([fn(p[None]).numpy()[0] for p in unstitch(rgb)])
+
+    return run, lambda rgb: fn(unstitch(rgb)[0][None])
+
+
+# --frame rows: key -> (label, how the model is prepared, skip the OE net, XLA); "a" is the authors' way.
+FRAME_ROWS = {
+    "a": ("(a) authors' way", None, None, None),
+    "b": ("(b) every saving", dict(), True, False),
+    "skip": ("(c) skipping only", None, True, False),
+    "subpixel": ("(c) sub-pixel only", dict(fold_batchnorm_layers=False), False, False),
+    "fold": ("(c) folding only", dict(subpixel=False), False, False),
+    "tiled": ("tiled, no saving", None, False, False),
+    "both": ("always both (b, no skipping)", dict(), False, False),
+    "xla": ("(b) + XLA", dict(), True, True),
+}
+
+
+def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, repeats: int, rows) -> dict:
+    """The --frame comparison in this process: {row label: seconds}, plus the tile plan, FLOPs and output differences."""
+    from revisp_tf.inference import TiledInference
+    from revisp_tf.models.inference_form import conv_flops, inference_form
+
+    rgb, what = frame_rgb(scene)
+    model = randomised_dual(base, depth)
+    form = inference_form(model)
+    plan = TiledInference(form).plan(rgb, tile, overlap)
+    runs, warm = {}, {}
+    for key in rows:
+        label, options, skip, xla = FRAME_ROWS[key]
+        if key == "a":
+            runs[key], warm[key] = authors_way(model)
+            continue
+        runner = TiledInference(model if options is None else inference_form(model, **options), skip_oe=skip,
+                                jit_compile=xla)
+        runs[key] = lambda rgb, r=runner: r(rgb, tile, overlap)
+        warm[key] = lambda rgb, r=runner: r.warm_up(plan.th, plan.tw)
+    for key in rows:
+        warm[key](rgb)
+    times = {key: [] for key in rows}
+    outputs = {}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            outputs[key] = run(rgb)
+            times[key].append(time.perf_counter() - start)
+        print("  " + ", ".join(f"{key} {t[-1]:.0f} s" for key, t in times.items()), flush=True)
+    diff = lambda k, ref: float(np.abs(outputs[k] - outputs[ref]).max()) if {k, ref} <= set(outputs) else None  # noqa: E731
+    return {
+        "what": what,
+        "seconds": {FRAME_ROWS[key][0]: statistics.median(t) for key, t in times.items()},
+        "tiles": plan.tiles,
+        "oe_tiles": plan.tiles - plan.count("noe"),
+        "tile_shape": (plan.th, plan.tw),
+        "flops_512": (conv_flops(model, 512, 512), conv_flops(form, 512, 512)),
+        "max_diff_always_both": diff("b", "both"),
+        "max_diff_xla": diff("xla", "b"),
+        "max_diff_authors": diff("b", "a"),
+    }
+
+
+def frame_report(args) -> None:
+    """Prints the --frame comparison (run in a fresh process)."""
+    print(f"\nfull frame, dual at base {args.base_filters} depth {args.depth}, tile {args.tile} overlap "
+          f"{args.overlap}, median of {args.repeats} ...", flush=True)
+    r, peak = isolated(frame_savings, args.base_filters, args.depth, args.frame_scene, args.tile, args.overlap,
+                       args.repeats, args.frame_rows)
+    sec = r["seconds"]
+    authors = sec.get(FRAME_ROWS["a"][0])
+    print(f"frame: {r['what']}")
+    print(f"tiles: {r['tiles']} of {r['tile_shape'][0]}x{r['tile_shape'][1]}; ran the OE net on {r['oe_tiles']} "
+          f"({r['oe_tiles'] / r['tiles']:.0%}); (a) runs 48 patches x 2 nets")
+    original, form = r["flops_512"]
+    print(f"conv FLOPs per 512x512 pass: trained model {original / 1e9:.1f} G, inference form {form / 1e9:.1f} G "
+          f"({original / form:.2f}x fewer)")
+    print(f"\n{'':<36}{'s':>9}{'(a) / row':>11}")
+    for name, seconds in sec.items():
+        print(f"{name:<36}{seconds:9.1f}" + (f"{authors / seconds:10.2f}x" if authors else ""))
+    if r["max_diff_always_both"] is not None:
+        print(f"\nmax |(b) - always both| = {r['max_diff_always_both']:.2e} (must be <= 1e-5)")
+    if r["max_diff_xla"] is not None:
+        print(f"max |(b) + XLA - (b)| = {r['max_diff_xla']:.2e}")
+    if r["max_diff_authors"] is not None:
+        print(f"max |(b) - (a)| = {r['max_diff_authors']:.3f} (not equal by design: (a) has patch seams, (b) blends tiles)")
+    print(f"peak RSS of the comparison process: {gib(peak)}")
+    print("\ntargets (benchmarks, measured in this run):")
+    if authors and FRAME_ROWS["b"][0] in sec:
+        ratio = authors / sec[FRAME_ROWS["b"][0]]
+        print(f"  {'(b) >= 1.5x faster than (a)':<48}{ratio:>9.2f}x  {verdict(ratio >= 1.5)}")
+    if r["max_diff_always_both"] is not None:
+        ok = r["max_diff_always_both"] <= 1e-5
+        print(f"  {'(b) equals always-both within 1e-5':<48}{r['max_diff_always_both']:>10.1e}  {verdict(ok)}")
 
 
 # ---------------------------------------------------------------- training
@@ -416,6 +575,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--input-runs", type=int, default=5)
     parser.add_argument("--unet-steps", type=int, default=3, help="timed base-32 U-Net steps (batch 6 at 504)")
     parser.add_argument("--skip-input", action="store_true")
+    parser.add_argument("--frame", action="store_true", help="run only the full-frame savings comparison (see above)")
+    parser.add_argument("--frame-scene", default="78", help="--frame: the S7 scene stitched (78: 7.5 %% overexposed)")
+    parser.add_argument("--frame-rows", default="a,b,skip,subpixel,fold,tiled,both,xla",
+                        help=f"--frame: which rows, from {','.join(FRAME_ROWS)}")
     parser.add_argument(
         "--quick", action="store_true",
         help="a few minutes: " + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
@@ -428,6 +591,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for v in args.variants:
         if v not in ("baseline", "single", "dual"):
             parser.error(f"--variants: {v!r} is not one of baseline, single, dual")
+    args.frame_rows = [k.strip() for k in args.frame_rows.split(",") if k.strip()]
+    for k in args.frame_rows:
+        if k not in FRAME_ROWS:
+            parser.error(f"--frame-rows: {k!r} is not one of {', '.join(FRAME_ROWS)}")
     args.quantizations = [] if args.skip_tflite else [q.strip() for q in args.quantizations.split(",") if q.strip()]
     for q in args.quantizations:
         if q not in QUANTIZATIONS:
@@ -447,6 +614,10 @@ def main(argv=None) -> None:
     print("accelerator: none (no GPU was available to this task): every figure is CPU")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"U-Nets at base {args.base_filters}, depth {args.depth}; each timing is the median of {args.repeats} runs")
+    if args.frame:
+        frame_report(args)
+        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
 
     flops = {v: isolated(flop_counts, v, args.base_filters, args.depth, PATCH)[0] for v in args.variants}
     for v, f in flops.items():
