@@ -80,12 +80,18 @@ def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec
 
 
 def frame_context_of(model, rgb: np.ndarray):
-    """The 'context' input of a model that takes one, computed once on the whole frame; None otherwise."""
+    """For a model with a 'context' input: its window function, from the whole frame's summary; None otherwise.
+
+    The summary (blurred grid, colour statistics) is computed once on the whole frame; each tile's
+    context is then made for its window (`global_stage.context_window`, equal to slicing
+    `frame_context`), so the (H, W, C) context of a large frame is never held.
+    """
     if "context" not in [t.name for t in model.inputs]:
         return None
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.models.global_stage import context_window, frame_summary
 
-    return frame_context(unit_float(rgb))
+    summary = frame_summary(unit_float(rgb))
+    return lambda y0, x0, h, w: context_window(summary, y0, x0, h, w)
 
 
 def reconstruct_files(

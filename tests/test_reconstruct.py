@@ -111,3 +111,18 @@ def test_streamed_npy_is_not_left_half_written(tmp_path):
     assert not list(tmp_path.iterdir())
     path = write_npy_bands(tmp_path / "x.npy", (4, 5, 4), [(0, np.full((1, 5, 4), 0.25)), (1, np.ones((3, 5, 4)))], SAMSUNG_S7)
     np.testing.assert_array_equal(np.load(path)[:, 0, 0], [256, 1024, 1024, 1024])
+
+
+def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
+    """A model with a 'context' input: each tile's context window equals the slice of the whole frame's context."""
+    from revisp_tf.inference import infer_tiled
+    from revisp_tf.models.global_stage import frame_context
+    from tests.lively import enliven, generated_frame
+
+    model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))
+    rgb8 = np.round(generated_frame(160, 224) * 255).astype(np.uint8)
+    path = write_rgb(tmp_path / "f.png", rgb8)
+    [out] = reconstruct_files([path], model, tmp_path / "out", "npy", SAMSUNG_S7, tile=64, overlap=16, progress=False)
+    rgb = rgb8.astype(np.float32) / 255
+    want = SAMSUNG_S7.to_stored(infer_tiled(model, rgb, tile=64, overlap=16, context=frame_context(rgb)))
+    np.testing.assert_array_equal(np.load(out), want)
