@@ -122,7 +122,7 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--seed", default=0, show_default=True, help="--synthetic: random camera and crops.")
 @click.option("--patch", default=None, type=int, help="Patch side in RGB pixels [default: 504 real, 128 synthetic].")
 @click.option("--stride", default=None, type=int, help="Grid step in pixels (default: the patch size).")
-@click.option("--isp", default="libraw", show_default=True, type=click.Choice(ISPS), help="Which real ISP renders the RGB.")
+@click.option("--isp", default=None, type=click.Choice(ISPS), help="Which real ISP renders the RGB [default: libraw].")
 @click.option("--profile", default=None, metavar="NAME_OR_PP3", help="--isp rawtherapee: a bundled profile name or a .pp3 file [default: Pop 2 Lab].")
 @click.option("--shape", nargs=2, type=int, default=None, metavar="H W", help="Headerless RAW: rows and columns.")
 @click.option("--dtype", default=None, help="Headerless RAW: sample type, e.g. uint16.")
@@ -130,8 +130,10 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--black", default=None, type=float, help="Black level (overrides the file's).")
 @click.option("--white", default=None, type=float, help="White level (overrides the file's).")
 @click.option("--rgb-format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
-@click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files instead of stopping.")
-def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, profile, shape, dtype, cfa, black, white, rgb_format, skip_bad):
+@click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files (and pairs that cannot be aligned) instead of stopping.")
+@click.option("--rgb", "rgb", multiple=True, metavar="RGB", help="Instead of an ISP: the camera's own JPEG/PNG of each RAW file, in order (repeat), or 'embedded' (each RAW's preview).")
+@click.option("--rgb-dir", default=None, type=click.Path(file_okay=False), help="Instead of --rgb: a folder of the camera's JPEGs, matched by file stem (IMG_1.dng <-> IMG_1.jpg).")
+def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, profile, shape, dtype, cfa, black, white, rgb_format, skip_bad, rgb, rgb_dir):
     """(RGB, RAW) training pairs in the AIM 2022 layout: from RAW files through a real ISP, or synthetic."""
     from revisp_tf.io.images import check_writable_dir
 
@@ -153,12 +155,14 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, p
     summary = make_pairs_from_raw(
         list(raw_files), out_dir, patch=504 if patch is None else patch, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
         profile=profile, progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
+        rgb=(rgb[0] if list(rgb) == ["embedded"] else list(rgb)) or None, rgb_dir=rgb_dir,
     )
     for scene in summary["scenes"]:
         if scene.get("skipped"):
             click.echo(f"skipped {scene['source']}: {scene['skipped']}", err=True)
         else:
-            click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}")
+            click.echo(f"{scene['source']}: {scene['patches']} patches as scene {scene['scene']}, overexposed {scene['overexposed']:.2%}"
+                       + (f"; {scene['aligned']}" if scene.get("aligned") else ""))
     for failed in summary["failed"]:
         click.echo(f"skipped {failed['source']}: {failed['error']}", err=True)
     if not summary["patches"]:

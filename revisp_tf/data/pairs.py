@@ -25,6 +25,7 @@ from absl import logging
 from tqdm import tqdm
 
 from revisp_tf.data.isps import get_isp
+from revisp_tf.data.isps.camera import EMBEDDED, CameraRgb
 from revisp_tf.data.isps.common import Render, canonical_mosaic, white_balance
 from revisp_tf.data.isps.libraw import libraw_version
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw, to_project_stored
@@ -119,14 +120,14 @@ def _write_scene(s: _Scene, isp, name: str, out_dir: Path, patch: int, stride: i
         share = float(oe[y : y + patch, x : x + patch].mean())
         in_source = {"y": y + oy + s.offset[0], "x": x + ox + s.offset[1]}
         patches.append({"k": k, "row": row, "col": col, **in_source, "overexposed": share})
-    renders_file = isp.renders_file(s.frame)
+    described = isp.describe(s.frame)
     return {
         "source": str(s.frame.source.resolve()),
         "sensor": s.frame.sensor_info(),
-        "isp": isp.name if renders_file else f"{isp.name} (temporary DNG of the normalised mosaic)",
+        "isp": described["isp"],
         "wb_used": list(wb),
         "wb_source": wb_source,
-        "color_matrix_used": _matrix_used(s.frame, renders_file),
+        "color_matrix_used": described["color_matrix_used"],
         "canonical_offset": list(s.offset),
         "canonical_shape": list(s.canonical_shape),
         "render_origin": [oy, ox],
@@ -142,13 +143,39 @@ def _write_scene(s: _Scene, isp, name: str, out_dir: Path, patch: int, stride: i
     }
 
 
-def _matrix_used(frame: RawFrame, renders_file: bool) -> str:
-    """Which camera -> sRGB matrix the render applied."""
-    if renders_file:
-        return "LibRaw's for this file"
-    if frame.color_matrix is None:
-        return "none: camera RGB taken as linear sRGB"
-    return f"the frame's ({frame.color_matrix_source})"
+_RGB_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _camera_rgbs(paths: list[Path], rgb, rgb_dir) -> list | None:
+    """One CameraRgb per RAW file from `rgb` (paths or "embedded") or `rgb_dir` (by stem); None if neither."""
+    if rgb is not None and rgb_dir is not None:
+        raise ValueError("rgb, rgb_dir: give one of them")
+    if rgb is None and rgb_dir is None:
+        return None
+    if rgb == EMBEDDED:
+        return [CameraRgb(EMBEDDED) for _ in paths]
+    if rgb_dir is not None:
+        folder = Path(rgb_dir)
+        if not folder.is_dir():
+            raise ValueError(f"rgb_dir: {folder} is not a folder")
+        by_stem = {}
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in _RGB_SUFFIXES:
+                by_stem.setdefault(f.stem, []).append(f)
+        rgb = []
+        for p in paths:
+            found = by_stem.get(p.stem, [])
+            if len(found) != 1:
+                what = "no" if not found else f"{len(found)} ({', '.join(f.name for f in found)})"
+                raise ValueError(f"{p}: {what} RGB files named {p.stem}.jpg/.jpeg/.png in {folder}; expected one")
+            rgb.append(found[0])
+    rgb = [rgb] if isinstance(rgb, (str, Path)) else list(rgb)
+    if len(rgb) != len(paths):
+        raise ValueError(f"rgb: expected one RGB file per RAW file ({len(paths)}), got {len(rgb)}")
+    for f in rgb:
+        if not Path(f).is_file():
+            raise ValueError(f"{f}: no such RGB file")
+    return [CameraRgb(f) for f in rgb]
 
 
 def _isp_meta(isp) -> dict:
@@ -162,6 +189,19 @@ def _check_same_isp(meta: dict, isp_meta: dict, out_dir: Path) -> None:
     new = (isp_meta["isp"], isp_meta["render"].get("profile"))
     if meta["scenes"] and old != new:
         raise ValueError(f"{out_dir}: holds pairs rendered by {_label(*old)}; write {_label(*new)} pairs to another folder")
+
+
+def _alignment_summary(a: dict | None) -> str | None:
+    """One line on how a camera RGB was aligned (None for an ISP's render)."""
+    if a is None or "map" not in a:
+        return None
+    m, r = a["map"], a["residual_px"]
+    h, w = a["rgb_shape"]
+    return (
+        f"{a['rgb']} ({w}x{h}, EXIF orientation {a['rgb_exif_orientation']}) aligned: scale {m['scale']:.4f}, "
+        f"rotation {m['rotation_deg']:.2f} deg, k1 {m['k1']:.4f}, k2 {m['k2']:.4f}; residual {r['median']:.2f} px median, "
+        f"{r['p90']:.2f} px 90th percentile over {r['tiles']} tiles; {a['overlap']:.0%} of the RAW frame kept"
+    )
 
 
 def _label(isp: str, profile: str | None) -> str:
@@ -189,12 +229,14 @@ def make_pairs_from_raw(
     rgb_format: str = "jpg",
     skip_bad: bool = False,
     progress: bool = True,
-    isp: str = "libraw",
+    isp: str | None = None,
     profile: str | None = None,
     jpeg_quality: int | None = None,
+    rgb=None,
+    rgb_dir=None,
     **raw_kwargs,
 ) -> dict:
-    """Renders RAW files with a real ISP and writes AIM 2022-layout (RGB, RAW) patch pairs plus meta.json.
+    """Renders RAW files with a real ISP, or aligns the camera's own RGB, and writes AIM 2022-layout pairs plus meta.json.
 
     Args:
       raw_paths: one path or a list of paths (LibRaw formats, headerless mosaics, PNG mosaics).
@@ -204,17 +246,21 @@ def make_pairs_from_raw(
       rgb_format: "jpg" or "png".
       skip_bad: log and skip files that cannot be read or rendered instead of raising.
       progress: show a progress bar.
-      isp: one of `isps.ISPS`: "libraw" (rawpy), "darktable" (darktable-cli, scene-referred
-        filmic) or "rawtherapee" (rawtherapee-cli with a profile); see their modules.
+      isp: one of `isps.ISPS` (default "libraw"): "libraw" (rawpy), "darktable" (darktable-cli,
+        scene-referred filmic) or "rawtherapee" (rawtherapee-cli with a profile); see their modules.
       profile: rawtherapee only: a bundled profile name (default "Pop 2 Lab") or a .pp3 path.
       jpeg_quality: of the .jpg RGB; default the ISP's (95, rawtherapee 92).
+      rgb: instead of an ISP, the camera's own RGB of each RAW file (`isps.camera`): a list of
+        JPEG/PNG paths in the order of `raw_paths`, or "embedded" (each RAW's preview JPEG).
+      rgb_dir: instead of `rgb`, a folder holding each RAW's RGB under the same stem (IMG_1.dng <-> IMG_1.jpg).
       **raw_kwargs: `read_raw` arguments applied to every file (shape, dtype, cfa, black, white, wb, ...).
 
     Returns:
       {"out_dir", "patches" (total written), "scenes": [{"scene", "source", "patches",
       "overexposed", "skipped"}], "failed": [{"source", "error"}]}.
     Raises:
-      RawReadError naming the file, for a bad file when `skip_bad` is False.
+      RawReadError naming the file (both files for a camera RGB that cannot be aligned), for a
+        bad file or pair when `skip_bad` is False.
       FileNotFoundError if the ISP's command line tool (darktable-cli, rawtherapee-cli) is not installed.
     """
     paths = [Path(raw_paths)] if isinstance(raw_paths, (str, Path)) else [Path(p) for p in raw_paths]
@@ -224,7 +270,11 @@ def make_pairs_from_raw(
     _check_sizes(patch, stride)
     if rgb_format not in RGB_FORMATS:
         raise ValueError(f"rgb_format: expected one of {', '.join(RGB_FORMATS)}, got {rgb_format!r}")
-    isp = get_isp(isp, profile=profile)  # an unknown name or profile, a missing tool: fail before writing
+    cameras = _camera_rgbs(paths, rgb, rgb_dir)
+    if cameras is not None and (isp is not None or profile is not None):
+        raise ValueError("isp, profile: the camera's own RGB is given (rgb or rgb_dir), so no ISP renders one")
+    # an unknown ISP or profile, a missing tool: fail before writing
+    isp = cameras[0] if cameras else get_isp(isp or "libraw", profile=profile)
     isp_meta = _isp_meta(isp)
     quality = isp.jpeg_quality if jpeg_quality is None else int(jpeg_quality)
     if not 1 <= quality <= 100:
@@ -245,7 +295,9 @@ def make_pairs_from_raw(
         **isp_meta,
     )
     summary = {"out_dir": str(out_dir), "patches": 0, "scenes": [], "failed": []}
-    for path in tqdm(paths, desc="make-pairs", unit="file", disable=not progress):
+    for i, path in enumerate(tqdm(paths, desc="make-pairs", unit="file", disable=not progress)):
+        if cameras:
+            isp = cameras[i]
         try:
             scene = _prepare(path, raw_kwargs, isp)
         except RawReadError as e:
@@ -275,6 +327,7 @@ def make_pairs_from_raw(
                 "patches": len(entry["patches"]),
                 "overexposed": entry["overexposed"],
                 "skipped": None,
+                "aligned": _alignment_summary(entry["alignment"]),
             }
         )
     return summary

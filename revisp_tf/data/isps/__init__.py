@@ -6,7 +6,7 @@ Every ISP module (libraw, darktable, rawtherapee) defines one class with the sam
     jpeg_quality: int              # quality make-pairs writes its RGB at, as JPEG
     render(frame) -> Render        # the render and where it lies on the canonical mosaic
     settings() -> dict             # version and settings, for meta.json
-    renders_file(frame) -> bool    # True if it rendered the file itself, not a temporary DNG of its mosaic
+    describe(frame) -> dict        # meta.json's "isp" and "color_matrix_used" for a scene
 
 Building one whose command line tool is missing raises FileNotFoundError naming the Debian package.
 

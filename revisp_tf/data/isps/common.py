@@ -68,6 +68,17 @@ def write_frame_dng(frame: RawFrame, path: Path) -> Path:
     return write_dng(path, packed, DNG_LEVELS, wb_gains=wb, color_matrix=dng_color_matrix(frame.color_matrix, wb))
 
 
+def describe(isp_name: str, frame: RawFrame, renders_file: bool) -> dict:
+    """meta.json's "isp" and "color_matrix_used" of a scene: what was rendered, with which camera -> sRGB matrix."""
+    if renders_file:
+        return {"isp": isp_name, "color_matrix_used": "LibRaw's for this file"}
+    if frame.color_matrix is None:
+        matrix = "none: camera RGB taken as linear sRGB"
+    else:
+        matrix = f"the frame's ({frame.color_matrix_source})"
+    return {"isp": f"{isp_name} (temporary DNG of the normalised mosaic)", "color_matrix_used": matrix}
+
+
 def run_tool(frame: RawFrame, tool: str, cmd: list[str], timeout_s: float, env=None) -> None:
     """Runs an ISP's command line tool on `frame`; RawReadError naming the file (and the tool's last lines) if it fails."""
     try:

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from revisp_tf.data.isps.common import Render, canonical_mosaic, read_render, run_tool, write_frame_dng
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
 
 DARKTABLE_SETTINGS = {
@@ -113,5 +113,5 @@ class Darktable:
         version = darktable_version()
         return {"darktable_version": version, "render": {**DARKTABLE_SETTINGS, "conf": darktable_conf(version)}}
 
-    def renders_file(self, frame: RawFrame) -> bool:
-        return False
+    def describe(self, frame: RawFrame) -> dict:
+        return describe(self.name, frame, False)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import rawpy
 
-from revisp_tf.data.isps.common import Render, canonical_mosaic, white_balance, write_frame_dng
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, white_balance, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
 
 LIBRAW_SETTINGS = {
@@ -108,5 +108,5 @@ class LibRaw:
     def settings(self) -> dict:
         return {"render": dict(LIBRAW_SETTINGS)}
 
-    def renders_file(self, frame: RawFrame) -> bool:
-        return renders_file(frame)
+    def describe(self, frame: RawFrame) -> dict:
+        return describe(self.name, frame, renders_file(frame))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.data import align
-from revisp_tf.data.isps.common import Render, canonical_mosaic, read_render, run_tool, write_frame_dng
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
 
 RAWTHERAPEE_MISSING = "rawtherapee-cli not found: install Debian's rawtherapee"
@@ -173,5 +173,5 @@ class RawTherapee:
         render = {**RAWTHERAPEE_SETTINGS, **profile, "geometry_pins": GEOMETRY_PINS}
         return {"rawtherapee_version": rawtherapee_version(), "render": render}
 
-    def renders_file(self, frame: RawFrame) -> bool:
-        return False
+    def describe(self, frame: RawFrame) -> dict:
+        return describe(self.name, frame, False)

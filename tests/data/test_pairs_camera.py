@@ -1,0 +1,210 @@
+"""Pairs from a RAW and the camera's own JPEG: the map is found, the RAW stays exact, bad pairs are refused.
+
+The camera JPEGs are made here with a known map (crop, scale, rotation, radial distortion,
+`align.simulate_camera_rgb`) from the LibRaw render of a generated RAW; the fitted map is checked
+against the known one by a NumPy evaluation of the map formula, the written RAW against rawpy's
+values, the written RGB against the LibRaw render at the same RAW pixels.
+"""
+
+import io
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from data_gen import np_pack
+from PIL import Image, ImageOps
+from test_pairs import LEVELS, RGGB_COLORS, WB, ref_rawpy_stored, synthetic_camera_rgb
+
+from revisp_tf.cli import main
+from revisp_tf.data import align, pairs
+from revisp_tf.data.isps import camera
+from revisp_tf.data.isps.libraw import render_libraw
+from revisp_tf.data.raw_files import RawReadError, read_raw
+from revisp_tf.io.dng import write_dng
+
+SHAPE = (392, 520)  # RGGB mosaic of the generated RAW
+
+
+def ref_map(params, center, norm, p):
+    """The map formula in NumPy: A @ [c + (p - c)(1 + k1 r^2 + k2 r^4), 1], r = |p - c| / norm."""
+    a, k1, k2 = np.asarray(params[:6]).reshape(2, 3), params[6], params[7]
+    v = p - np.asarray(center)
+    r2 = (v**2).sum(-1, keepdims=True) / norm**2
+    d = np.asarray(center) + v * (1 + k1 * r2 + k2 * r2**2)
+    return d @ a[:, :2].T + a[:, 2]
+
+
+def known_map(scale=0.9, rot_deg=0.5, k1=0.02, crop=10):
+    h, w = SHAPE
+    c, norm = ((w - 1) / 2, (h - 1) / 2), np.hypot(w, h) / 2
+    t = np.radians(rot_deg)
+    lin = scale * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    out = (round(h * scale) - 2 * crop, round(w * scale) - 2 * crop)
+    shift = np.array([(out[1] - 1) / 2 - 2.3, (out[0] - 1) / 2 + 1.6]) - lin @ np.asarray(c)
+    return align.CameraMap(np.c_[lin, shift], (k1, 0.0), c, norm), out
+
+
+def write_jpeg(path, rgb, quality=90, exif_orientation=None):
+    img = Image.fromarray(rgb)
+    exif = Image.Exif()
+    if exif_orientation is not None:
+        exif[0x0112] = exif_orientation
+    img.save(path, quality=quality, exif=exif.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """(RAW path, its LibRaw render, a camera JPEG of it with the known map, the map, the JPEG's shape)."""
+    root = tmp_path_factory.mktemp("camera")
+    texture = cv2.GaussianBlur(np.random.default_rng(4).random(SHAPE), (0, 0), 2.0)  # detail everywhere, as a real scene has
+    cam = (0.6 * synthetic_camera_rgb(*SHAPE, seed=3) + 0.8 * (texture - 0.5)[..., None] + 0.1) / np.asarray(WB)
+    plane = np.take_along_axis(cam, np.tile(RGGB_COLORS, (SHAPE[0] // 2, SHAPE[1] // 2))[..., None], axis=-1)[..., 0]
+    raw = write_dng(root / "IMG_0001.dng", np_pack(np.clip(plane, 0, 1)).astype(np.float32), LEVELS, wb_gains=WB)
+    render = render_libraw(read_raw(raw))
+    m, out = known_map()
+    jpeg = write_jpeg(root / "IMG_0001.jpg", align.simulate_camera_rgb(render, m, out))
+    return raw, render, jpeg, m, out
+
+
+def fitted_error(meta_map, truth, out):
+    """RAW px between the fitted and the known map, on a 4 px grid where the known map lands inside the JPEG."""
+    params = np.r_[np.ravel(meta_map["A"]), meta_map["k1"], meta_map["k2"]]
+    ys, xs = np.mgrid[0 : SHAPE[0] : 4, 0 : SHAPE[1] : 4]
+    p = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64)
+    q = ref_map(truth.params(), truth.center, truth.norm, p)
+    inside = (q >= 0).all(-1) & (q[:, 0] <= out[1] - 1) & (q[:, 1] <= out[0] - 1)
+    err = np.linalg.norm(ref_map(params, meta_map["center"], meta_map["norm"], p[inside]) - q[inside], axis=-1)
+    return err / truth.scale
+
+
+def test_orientation_matches_pillow_for_all_eight_tags():
+    img = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    for tag in range(1, 9):
+        buf = io.BytesIO()
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        Image.fromarray(img).save(buf, format="PNG", exif=exif.tobytes())
+        shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))
+        np.testing.assert_array_equal(camera.orient(img, tag), shown, err_msg=f"tag {tag}")
+        np.testing.assert_array_equal(camera.unorient(camera.orient(img, tag), tag), img)
+        assert camera.exif_orientation(buf.getvalue()) == tag
+
+
+def test_map_formula_inverse_and_json():
+    m, _ = known_map(0.8, 0.7, -0.02, 0)
+    m = align.CameraMap(m.affine, (-0.02, 0.01), m.center, m.norm)
+    p = np.array([[0.0, 0.0], [519.0, 391.0], [100.5, 250.25]])
+    np.testing.assert_allclose(m(p), ref_map(m.params(), m.center, m.norm, p), atol=1e-12)
+    np.testing.assert_allclose(m.inverse(m(p)), p, atol=1e-6)
+    back = align.CameraMap.from_json(json.loads(json.dumps(m.to_json())))
+    np.testing.assert_allclose(back(p), m(p), atol=1e-12)
+    assert abs(m.scale - 0.8) < 1e-12 and abs(m.rotation_deg - 0.7) < 1e-9
+
+
+def test_valid_box_is_inside_the_valid_region_with_even_corners():
+    valid = np.zeros((40, 60), bool)
+    valid[5:33, 7:52] = True
+    valid[5:9, 7:12] = False  # a cut corner
+    y0, x0, y1, x1 = camera.valid_box(valid)
+    assert valid[y0:y1, x0:x1].all() and all(v % 2 == 0 for v in (y0, x0, y1, x1))
+    assert (y1 - y0) * (x1 - x0) >= 0.75 * valid.sum()
+    assert camera.valid_box(np.zeros((8, 8), bool)) is None
+
+
+def test_camera_jpeg_pairs_keep_the_raw_exact_and_the_rgb_on_its_pixels(scene, tmp_path):
+    raw, render, jpeg, truth, out = scene
+    summary = pairs.make_pairs_from_raw(raw, tmp_path, patch=128, rgb=[jpeg], progress=False)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    entry = meta["scenes"]["IMG-0001"]
+    a = entry["alignment"]
+    err = fitted_error(a["map"], truth, out)
+    assert np.median(err) <= 0.3 and err.max() <= 1.0, (np.median(err), err.max())
+    assert a["residual_px"]["median"] <= camera.MAX_MEDIAN_PX and a["rgb"] == str(jpeg) and a["rgb_exif_orientation"] == 1
+    assert 0.5 < a["overlap"] < 0.9 and meta["isp"] == "camera" and entry["isp"] == "camera (its own RGB, aligned)"
+    assert summary["patches"] == len(entry["patches"]) >= 4 and entry["jpeg_quality"] == 95
+    stored = ref_rawpy_stored(raw)
+    oy, ox = entry["render_origin"]
+    for e in entry["patches"]:
+        npy = np.load(tmp_path / f"IMG-0001_{e['k']}.npy")
+        np.testing.assert_array_equal(npy, np_pack(stored[e["y"] : e["y"] + 128, e["x"] : e["x"] + 128]))
+        rgb = cv2.imread(str(tmp_path / f"IMG-0001_{e['k']}.jpg"))[..., ::-1].astype(np.float64)
+        # the JPEG, resampled, shows the LibRaw render's pixels at the same RAW pixels
+        ref = render[e["y"] : e["y"] + 128, e["x"] : e["x"] + 128].astype(np.float64)
+        psnr = 10 * np.log10(255.0**2 / np.mean((rgb - ref) ** 2))
+        shifted = 10 * np.log10(255.0**2 / np.mean((rgb[:, 1:] - ref[:, :-1]) ** 2))
+        assert psnr > 30 and psnr > shifted + 3, (e, psnr, shifted)
+    assert (oy, ox) == tuple(a["valid_box"][:2])
+
+
+def test_rgb_dir_matches_by_stem_and_exif_orientation_is_respected(scene, tmp_path):
+    raw, _, jpeg, truth, out = scene
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    stored = np.asarray(Image.open(jpeg))
+    write_jpeg(folder / "IMG_0001.jpg", np.rot90(stored, 1).copy(), quality=95, exif_orientation=6)  # shown upright
+    pairs.make_pairs_from_raw(raw, tmp_path / "out", patch=128, rgb_dir=folder, progress=False)
+    a = json.loads((tmp_path / "out" / "meta.json").read_text())["scenes"]["IMG-0001"]["alignment"]
+    assert a["rgb_exif_orientation"] == 6 and a["rgb_shape"] == [out[1], out[0]]
+    err = fitted_error(a["map"], truth, out)
+    assert np.median(err) <= 0.3 and err.max() <= 1.0
+    with pytest.raises(ValueError, match=r"IMG_0002.dng: no RGB files named IMG_0002.jpg/.jpeg/.png in"):
+        pairs.make_pairs_from_raw([raw, raw.with_name("IMG_0002.dng")], tmp_path / "o2", rgb_dir=folder, progress=False)
+
+
+def _refusal(tmp_path, raw, rgb, expect):
+    out = tmp_path / "out"
+    with pytest.raises(RawReadError, match=re.escape(f"RAW {raw} and RGB {rgb}: cannot align them: ") + expect):
+        pairs.make_pairs_from_raw(raw, out, patch=64, rgb=[rgb], progress=False)
+    assert list(out.iterdir()) == []
+    result = CliRunner().invoke(main, ["make-pairs", str(raw), "--rgb", str(rgb), "--out", str(tmp_path / "cli"), "--patch", "64"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]  # beside the progress bar
+    assert result.exit_code == 2 and len(errors) == 1 and errors[0].startswith(f"error: RAW {raw} and RGB {rgb}: cannot")
+    assert "Traceback" not in result.output and not list((tmp_path / "cli").glob("*_*"))
+
+
+def test_a_jpeg_of_another_scene_is_refused(scene, tmp_path):
+    raw, render, _, truth, out = scene
+    other = synthetic_camera_rgb(*SHAPE, seed=11)
+    other_rgb = np.round(255 * other ** (1 / 2.2)).astype(np.uint8)
+    rgb = write_jpeg(tmp_path / "other.jpg", align.simulate_camera_rgb(other_rgb, truth, out))
+    _refusal(tmp_path, raw, rgb, r"(only \d+ matching features|only \d+ of \d+ feature matches agree).*another scene\?")
+
+
+def test_a_jpeg_turned_90_degrees_without_exif_is_refused(scene, tmp_path):
+    raw, _, jpeg, _, _ = scene
+    rgb = write_jpeg(tmp_path / "turned.jpg", np.rot90(np.asarray(Image.open(jpeg)), 1).copy())
+    _refusal(tmp_path, raw, rgb, "the RGB is rotated by -?90 degrees against the RAW and no EXIF orientation says so")
+
+
+def test_an_8_percent_overlap_crop_is_refused(scene, tmp_path):
+    raw, render, _, _, _ = scene
+    h, w = SHAPE
+    crop = render[h // 3 : h // 3 + round(0.283 * h), w // 3 : w // 3 + round(0.283 * w)]  # 8 % of the frame
+    rgb = write_jpeg(tmp_path / "crop.jpg", crop)
+    _refusal(tmp_path, raw, rgb, r"(the RGB covers [0-9]% of the RAW frame \(need 50%\)|only \d+ (matching|of))")
+
+
+def test_skip_bad_reports_a_refused_pair_and_writes_the_good_one(scene, tmp_path):
+    raw, _, jpeg, _, _ = scene
+    turned = write_jpeg(tmp_path / "turned.jpg", np.rot90(np.asarray(Image.open(jpeg)), 1).copy())
+    summary = pairs.make_pairs_from_raw([raw, raw], tmp_path / "out", patch=128, rgb=[turned, jpeg], skip_bad=True, progress=False)
+    assert summary["patches"] >= 4 and len(summary["failed"]) == 1
+    assert f"RAW {raw} and RGB {turned}: cannot align them" in summary["failed"][0]["error"]
+
+
+def test_rgb_arguments_are_checked_before_anything_is_written(scene, tmp_path):
+    raw, _, jpeg, _, _ = scene
+    out = tmp_path / "out"
+    for kw, expect in [
+        (dict(rgb=[jpeg, jpeg]), "one RGB file per RAW file"),
+        (dict(rgb=[jpeg], rgb_dir=tmp_path), "give one of them"),
+        (dict(rgb=[jpeg], isp="darktable"), "no ISP renders one"),
+        (dict(rgb=[tmp_path / "none.jpg"]), "none.jpg: no such RGB file"),
+    ]:
+        with pytest.raises(ValueError, match=expect):
+            pairs.make_pairs_from_raw(raw, out, rgb=kw.pop("rgb", None), progress=False, **kw)
+    assert not out.exists()
