@@ -238,6 +238,34 @@ def make_augmenter(crop: int, augment, seed: int):
     return augment_fn
 
 
+def check_jpeg_quality(jpeg_quality) -> tuple[int, int] | None:
+    """A (low, high) JPEG quality range in 1..100 (low <= high), or None; ValueError otherwise."""
+    if jpeg_quality is None:
+        return None
+    q = tuple(int(v) for v in jpeg_quality)
+    if len(q) != 2 or not 1 <= q[0] <= q[1] <= 100:
+        raise ValueError(f"jpeg_quality: expected (low, high) with 1 <= low <= high <= 100, got {jpeg_quality!r}")
+    return q
+
+
+def make_jpeg_augmenter(jpeg_quality, seed: int):
+    """(draw index, features) -> features with the RGB JPEG-recompressed at a random quality in [low, high].
+
+    Only the RGB changes, as a camera's JPEG does; the model computes the overexposure mask from
+    it afterwards. The quality comes from (seed, index), like the crop.
+    """
+    low, high = check_jpeg_quality(jpeg_quality)
+
+    def jpeg_fn(index, features):
+        key = tf.stack([tf.cast(seed, tf.int64) + 1, tf.cast(index, tf.int64)])  # another stream than the crop's
+        quality = tf.random.stateless_uniform([], key, low, high + 1, tf.int32)
+        rgb = tf.image.adjust_jpeg_quality(features["rgb"], quality)
+        rgb.set_shape(features["rgb"].shape)
+        return {**features, "rgb": rgb}
+
+    return jpeg_fn
+
+
 def make_center_cropper(crop: int):
     """The evaluation map function: the central crop x crop window at an even offset."""
 
@@ -300,6 +328,7 @@ def make_dataset(
     with_demosaiced: bool = True,
     sensor: SensorSpec | None = None,
     contexts=None,
+    jpeg_quality=None,
 ) -> tf.data.Dataset:
     """Batched, prefetched dataset of the examples (see the module docstring for the element dicts).
 
@@ -315,8 +344,11 @@ def make_dataset(
       with_demosaiced: add "demosaiced" (every paired example needs its `prepare_gt` file).
       sensor: how stored RAW maps to model units; required for paired examples.
       contexts: (FrameContext, y, x) per example (`data.frames.frame_contexts`) to add "context".
+      jpeg_quality: training only: (low, high) to JPEG-recompress each RGB at a random quality
+        in that range after the crop (`make_jpeg_augmenter`); None: the RGB as stored.
     """
     ops = augment_ops(augment)
+    jpeg_quality = check_jpeg_quality(jpeg_quality)
     _check_request(examples, crop, ops, with_demosaiced, sensor, training)
     paired = examples[0].raw is not None
     with_demosaiced = paired and with_demosaiced
@@ -330,7 +362,12 @@ def make_dataset(
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
         augment_fn = make_augmenter(crop, augment, seed)
         ds = ds.map(lambda i, r: (i, decode(r)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if jpeg_quality is not None:
+            jpeg_fn = make_jpeg_augmenter(jpeg_quality, seed)
+            ds = ds.map(lambda i, f: (i, augment_fn(i, f)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.map(jpeg_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if crop is not None:
