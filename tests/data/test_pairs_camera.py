@@ -208,3 +208,45 @@ def test_rgb_arguments_are_checked_before_anything_is_written(scene, tmp_path):
         with pytest.raises(ValueError, match=expect):
             pairs.make_pairs_from_raw(raw, out, rgb=kw.pop("rgb", None), progress=False, **kw)
     assert not out.exists()
+
+
+# ---- real sensor files (../shared/realdata) -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_global_inverse_fitted_on_auto_aligned_pairs_is_within_0_3_db_of_exact_ones(realdata, tmp_path):
+    """The same camera JPEG on the RAW grid twice: by the fitted map, and by the known one (exact)."""
+    global_inverse = pytest.importorskip("revisp_tf.global_inverse")
+    from revisp_tf.data.isps.common import canonical_mosaic
+    from revisp_tf.data.raw_files import to_project_stored
+    from revisp_tf.isp.sensor import PROJECT_10BIT
+
+    raw_path = realdata / "raw" / "huawei_p9" / "RAW_00242.dng"
+    frame = read_raw(raw_path, black=0, white=1023)
+    render = render_libraw(frame)
+    h, w = render.shape[:2]
+    c, norm = ((w - 1) / 2, (h - 1) / 2), np.hypot(w, h) / 2
+    t = np.radians(0.5)
+    lin = 0.9 * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    out = (round(h * 0.9) - 20, round(w * 0.9) - 20)
+    truth = align.CameraMap(np.c_[lin, np.array([(out[1] - 1) / 2, (out[0] - 1) / 2]) - lin @ np.asarray(c)], (0.03, 0.0), c, norm)
+    jpeg = write_jpeg(tmp_path / "RAW_00242.jpg", align.simulate_camera_rgb(render, truth, out), quality=92)
+    auto = camera.CameraRgb(jpeg).render(frame)
+    (oy, ox), (rh, rw) = auto.origin, auto.rgb.shape[:2]
+    ys, xs = np.mgrid[oy : oy + rh, ox : ox + rw]
+    exact, valid = align.warp_to_raw(
+        np.asarray(Image.open(jpeg)), truth, np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64), (rh, rw), cv2.INTER_CUBIC
+    )
+    assert valid.all()
+    stored = canonical_mosaic(to_project_stored(frame), frame.cfa)[oy : oy + rh, ox : ox + rw]
+    bayer = np.asarray(PROJECT_10BIT.to_model_units(np_pack(stored).astype(np.float32)), np.float64)
+    half = rh // 4 * 2  # fit on the top half, score on the bottom half (exact pairs)
+    test_rgb, test_bayer = exact[half:] / 255.0, bayer[half // 2 :]
+
+    def fitted_psnr(rgb):
+        g = global_inverse.fit_global_inverse([rgb[:half] / 255.0], [bayer[: half // 2]])
+        return 10 * np.log10(1.0 / np.mean((g.predict(test_rgb) - test_bayer) ** 2))
+
+    auto_db, exact_db = fitted_psnr(auto.rgb), fitted_psnr(exact)
+    print(f"global inverse on held-out exact pairs: fitted on auto-aligned {auto_db:.2f} dB, on exact {exact_db:.2f} dB")
+    assert abs(auto_db - exact_db) <= 0.3, (auto_db, exact_db)
