@@ -1,0 +1,122 @@
+"""How much a reverse ISP loses when its RGB input is JPEG-compressed, with and without the JPEG augmentation.
+
+    python scripts/benchmark_jpeg.py --data PAIRS_DIR [--sensor project] [--qualities 95 85 70]
+        [--aug-range 70 95] [--model NAME=MODEL.keras ...] [--json out.json]
+
+PAIRS_DIR holds AIM-layout pairs with a lossless RGB (`make-pairs ... --rgb-format png`). Its
+examples are split alternately (in scan order): even ones to fit on, odd ones to test on.
+Every method is scored (the challenge PSNR, `evaluate.score`) on the same test pairs with
+the RGB as stored (lossless) and recompressed at each quality (libjpeg through OpenCV), and the
+table gives each one's PSNR and its drop against lossless. Methods:
+- `fitted`: the camera-fitted global inverse (`global_inverse.fit_global_inverse`) fitted on
+  the lossless RGB of the fit pairs;
+- `fitted+jpeg`: the same fit on RGB that went through the training pipeline's JPEG
+  augmentation (`pipeline.make_jpeg_augmenter`, a random quality in --aug-range per image);
+- each `--model NAME=PATH`: a trained Keras model (e.g. two runs of one config, with and
+  without `jpeg_quality` augmentation), run on the test RGB.
+The last line compares the drops at quality 85 of `fitted+jpeg` and `fitted` (the augmentation
+should at least halve it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from revisp_tf import evaluate  # noqa: E402
+from revisp_tf.data.pipeline import make_jpeg_augmenter  # noqa: E402
+from revisp_tf.data.scan import scan_pairs  # noqa: E402
+from revisp_tf.global_inverse import fit_global_inverse  # noqa: E402
+from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
+from revisp_tf.isp.sensor import get_sensor  # noqa: E402
+
+LOSSLESS = "lossless"
+
+
+def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """[0, 1] RGB through libjpeg (OpenCV) at `quality`, back to [0, 1] float32."""
+    ok, buf = cv2.imencode(".jpg", np.round(rgb[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a JPEG")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / np.float32(255)
+
+
+def augmented(rgbs, low: int, high: int, seed: int = 0):
+    """The RGBs as the training pipeline's JPEG augmentation hands them to a model."""
+    fn = make_jpeg_augmenter((low, high), seed)
+    return [fn(tf.constant(i, tf.int64), {"rgb": tf.constant(x)})["rgb"].numpy() for i, x in enumerate(rgbs)]
+
+
+def score_method(predict, tests, sensor, qualities) -> dict:
+    """{quality: mean challenge PSNR} of `predict(rgb) -> packed` on (rgb, gt) tests, RGB recompressed per quality."""
+    out = {}
+    for q in [LOSSLESS, *qualities]:
+        rows = []
+        for rgb, gt in tests:
+            x = rgb if q == LOSSLESS else recompress(rgb, q)
+            rows.append(evaluate.score(predict(x), gt, evaluate.packed_oe_mask(x), sensor))
+        out[q] = evaluate.summarize(rows)["psnr"]
+    return out
+
+
+def _load(example, sensor):
+    """(RGB in [0, 1], packed RAW in model units) of a scanned example."""
+    return read_rgb(example.rgb), np.asarray(sensor.to_model_units(read_raw_npy(example.raw)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--sensor", default="project")
+    ap.add_argument("--qualities", type=int, nargs="+", default=[95, 85, 70])
+    ap.add_argument("--aug-range", type=int, nargs=2, default=[70, 95], metavar=("LOW", "HIGH"))
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    sensor = get_sensor(args.sensor)
+    examples = scan_pairs(args.data, sensor=sensor)
+    fit_ex, test_ex = examples[0::2], examples[1::2]
+    if not fit_ex or not test_ex:
+        print(f"{args.data}: needs at least 2 pairs (even ones fit, odd ones test)", file=sys.stderr)
+        return 1
+    fits, tests = [_load(e, sensor) for e in fit_ex], [_load(e, sensor) for e in test_ex]
+    t0 = time.perf_counter()
+    plain = fit_global_inverse([r for r, _ in fits], [b for _, b in fits])
+    aug = fit_global_inverse(augmented([r for r, _ in fits], *args.aug_range), [b for _, b in fits])
+    methods = {"fitted": plain.predict, "fitted+jpeg": aug.predict}
+    for spec in args.model:
+        from revisp_tf.models import load_reverse_isp
+        from revisp_tf.models.reverse_isp import predict_bayer
+
+        name, _, path = spec.partition("=")
+        model = load_reverse_isp(path)
+        methods[name] = lambda rgb, model=model: predict_bayer(model, rgb)
+    report = {name: score_method(fn, tests, sensor, args.qualities) for name, fn in methods.items()}
+    print(f"{args.data}: fit on {len(fits)} pairs, test on {len(tests)}; augmentation range {args.aug_range}; "
+          f"{time.perf_counter() - t0:.0f} s")
+    cols = [LOSSLESS, *args.qualities]
+    print(f"{'method':<14}" + "".join(f"{str(q):>10}" for q in cols) + "".join(f"{'drop ' + str(q):>10}" for q in args.qualities))
+    for name, r in report.items():
+        drops = [r[LOSSLESS] - r[q] for q in args.qualities]
+        print(f"{name:<14}" + "".join(f"{r[q]:10.2f}" for q in cols) + "".join(f"{d:10.2f}" for d in drops))
+    if 85 in args.qualities:
+        d_plain = report["fitted"][LOSSLESS] - report["fitted"][85]
+        d_aug = report["fitted+jpeg"][LOSSLESS] - report["fitted+jpeg"][85]
+        print(f"drop at quality 85: fitted {d_plain:.2f} dB, fitted+jpeg {d_aug:.2f} dB (ratio {d_aug / d_plain:.2f})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({k: {str(q): v for q, v in r.items()} for k, r in report.items()}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
