@@ -214,3 +214,23 @@ def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path, capsys
     assert "(ran" not in capsys.readouterr().out
     np.testing.assert_allclose(np.load(tmp_path / "both" / "dark.npy"), np.load(tmp_path / "out" / "dark.npy"), atol=1e-6, rtol=0)
     assert runner.main([str(report.path), str(tmp_path / "missing.png"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_global_stage_dual_exports_with_context_and_skips(tmp_path):
+    """rgb + context inputs: every signature takes both; the skip path equals Keras with the frame's context."""
+    from revisp_tf.models import build_reverse_isp
+    from revisp_tf.models.global_stage import frame_context
+    from tests.lively import enliven
+
+    model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))
+    rgb = generated_frame(64, 96, seed=9)
+    report = export_tflite(inference_form(model), tmp_path / "g.tflite", size=(64, 96), check_data=[rgb])
+    interpreter = Interpreter(model_path=str(report.path))
+    signatures = interpreter.get_signature_list()
+    assert all({"rgb", "context"} <= set(signatures[name]["inputs"]) for name in report.signatures)
+    want = model.predict_on_batch([rgb[None], frame_context(rgb)[None]])[0]
+    for image, nets in ((rgb, ("oe", "noe")), (rgb * 0.5, ("noe",))):
+        got, ran = run_tflite_skipping(interpreter, image)
+        assert ran == nets
+        np.testing.assert_allclose(got, model.predict_on_batch([image[None], frame_context(image)[None]])[0], atol=1e-5)
+    assert report.max_abs_error <= 1e-5 and report.skip_max_abs_error <= 1e-5 and want.std() > 0.05
