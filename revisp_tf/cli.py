@@ -194,7 +194,10 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", default="npy", show_default=True, type=click.Choice(["npy", "dng", "png"]),
-              help="npy: challenge submission (uint16 packed RGGB); dng: CFA DNG; png: the RAW visualised.")
+              help="npy: challenge submission (uint16 packed RGGB); dng: a CFA DNG for RAW editors, its "
+                   "AsShotNeutral (the camera RGB of white: the editor's 'as shot' white balance) and "
+                   "ColorMatrix1 (XYZ -> camera, D65) fitted per image so that LibRaw, darktable and "
+                   "RawTherapee open it at their defaults with the input's colours; png: the RAW visualised.")
 @click.option("--sensor", default="s7", show_default=True, help="Levels and normaliser of the output RAW.")
 @click.option("--tile", default=512, show_default=True, help="Tile side in px (full frames run tile by tile).")
 @click.option("--overlap", default=64, show_default=True, help="Overlap of neighbouring tiles in px.")

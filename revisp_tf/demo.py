@@ -63,7 +63,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     rgb = read_rgb(val_examples[0].rgb)
     bayer = predict_bayer(model, rgb)
     stem = Path(val_examples[0].rgb).stem
-    dng = write_dng(out / f"{stem}.dng", bayer, sensor)
+    dng = write_dng(out / f"{stem}.dng", bayer, sensor, rgb=rgb)  # colour tags fitted to the input
     png = write_rgb(out / f"{stem}_raw_visualised.png", np.asarray(visualize_raw(bayer)))
 
     yield ""

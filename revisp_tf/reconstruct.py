@@ -1,7 +1,8 @@
 """`revisp-tf infer`: RAW files from RGB images, at full resolution, in the format asked for.
 
 Formats: `npy` is the challenge submission format (packed RGGB, `round(raw * normaliser)` as
-uint16); `dng` is a CFA DNG that LibRaw and darktable open; `png` is the RAW visualised for
+uint16); `dng` is a CFA DNG that LibRaw, darktable and RawTherapee open, its colour tags fitted
+to the input image (`revisp_tf.io.dng`); `png` is the RAW visualised for
 people (bilinear demosaic, gray-world white balance, gamma). Every file is written to a
 temporary name and renamed, so a failure never leaves a partial output.
 
@@ -68,12 +69,12 @@ def write_npy_bands(path: Path, shape: tuple[int, int, int], bands, sensor: Sens
     return path
 
 
-def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec) -> Path:
-    """Writes one packed RGGB reconstruction as `out_base` + the format's suffix."""
+def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec, rgb=None) -> Path:
+    """Writes one packed RGGB reconstruction as `out_base` + the format's suffix (a DNG's colour fitted to `rgb`)."""
     if fmt == "npy":
         return write_npy_bands(out_base.with_suffix(".npy"), bayer.shape, [(0, bayer)], sensor)
     if fmt == "dng":
-        return write_dng(out_base.with_suffix(".dng"), bayer, sensor)
+        return write_dng(out_base.with_suffix(".dng"), bayer, sensor, rgb=rgb)
     if fmt == "png":
         return write_rgb(out_base.with_suffix(".png"), np.asarray(visualize_raw(bayer)))
     raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -133,5 +134,5 @@ def reconstruct_files(
             shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
             written.append(write_npy_bands((out / name).with_suffix(".npy"), shape, bands, sensor))
         else:
-            written.append(write_output(runner(rgb, tile, overlap, **options), out / name, fmt, sensor))
+            written.append(write_output(runner(rgb, tile, overlap, **options), out / name, fmt, sensor, rgb=rgb))
     return written

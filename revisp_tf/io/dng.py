@@ -1,11 +1,22 @@
-"""DNG writer: a packed RGGB prediction as a RAW file that LibRaw and darktable render.
+"""DNG writer: a packed RGGB prediction as a RAW file that LibRaw, darktable and RawTherapee render.
 
 The file is a single-IFD, uncompressed uint16 CFA TIFF (photometric 32803) with the DNG tags
-LibRaw and darktable's rawspeed need: DNGVersion 1.4, the CFA pattern, black and white levels,
-a colour matrix (XYZ -> camera), the as-shot neutral and the D65 calibration illuminant, plus
-Make/Model so rawspeed can name the camera.
-The default colour matrix is XYZ -> linear sRGB (D65), so data whose "camera" space is linear
-sRGB renders with the right colours. LibRaw refuses mosaics under 22 pixels a side.
+those decoders need: DNGVersion 1.4, the CFA pattern, black and white levels, the colour tags,
+plus Make/Model so rawspeed can name the camera. The colour tags say how to turn the camera RGB
+into colours; an editor opening the file applies them at its defaults:
+
+- AsShotNeutral (50728): the camera RGB of a white object, (R, G, B) with G = 1. The editor's
+  "as shot" / "camera" white balance divides by it (LibRaw `use_camera_wb`, darktable's white
+  balance module, RawTherapee's "Camera" white balance).
+- ColorMatrix1 (50721): XYZ -> camera RGB under CalibrationIlluminant1 (50778) = 21, D65. The
+  editor inverts it (normalised so that white-balanced white stays white) for its camera ->
+  working space conversion ("standard matrix" / "camera standard" input profile).
+
+`write_dng(..., rgb=image)` fits both to the image the RAW was reconstructed from
+(`revisp_tf.isp.color_fit`): the written RAW then renders with the input's colours, whatever
+camera space the model's RAW is in. Without it, the caller gives them (a real camera's) or
+they default to XYZ -> linear sRGB and (1, 1, 1): right only for RAW whose "camera" space is
+white-balanced linear sRGB. LibRaw refuses mosaics under 22 pixels a side.
 """
 
 from __future__ import annotations
@@ -14,20 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from absl import logging
 
 from revisp_tf.io.images import atomic_write
 from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
 from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern, crop_to_pattern, pattern_colors, unpack
+from revisp_tf.isp.color_fit import XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour
 from revisp_tf.isp.sensor import SensorSpec
 
-# XYZ -> linear sRGB, D65 white (IEC 61966-2-1).
-XYZ_TO_SRGB = np.array(
-    [
-        [3.2404542, -1.5371385, -0.4985314],
-        [-0.9692660, 1.8760108, 0.0415560],
-        [0.0556434, -0.2040259, 1.0572252],
-    ]
-)
 _D65 = 21  # EXIF LightSource code of CalibrationIlluminant1.
 _MATRIX_DENOMINATOR = 10_000
 _NEUTRAL_DENOMINATOR = 1_000_000
@@ -77,7 +82,22 @@ def _color_matrix(color_matrix) -> list[int]:
     m = np.asarray(XYZ_TO_SRGB if color_matrix is None else color_matrix, np.float64)
     if m.shape != (3, 3) or not np.all(np.isfinite(m)):
         raise ValueError(f"color_matrix: expected a finite 3x3 XYZ -> camera matrix, got shape {m.shape}")
+    if np.abs(m).max() * _MATRIX_DENOMINATOR >= 2**31:
+        raise ValueError(f"color_matrix: entries must stay under {2**31 // _MATRIX_DENOMINATOR} in magnitude, got {np.abs(m).max():g}")
     return [v for x in m.ravel() for v in (round(x * _MATRIX_DENOMINATOR), _MATRIX_DENOMINATOR)]
+
+
+def fitted_colour(packed_rggb_units, sensor, rgb) -> CameraColour:
+    """The colour fit of a packed RGGB reconstruction, on the values the DNG stores (0 at black, 1 at white)."""
+    stored, black, white = _stored_mosaic(packed_rggb_units, sensor)
+    camera = np.clip((stored.astype(np.float64) - black) / (white - black), 0.0, 1.0)
+    return fit_camera_colour(camera, rgb)
+
+
+def _tag_colour(colour: CameraColour) -> tuple[np.ndarray, np.ndarray]:
+    """(wb_gains, color_matrix) arguments that write a fitted camera colour as AsShotNeutral and ColorMatrix1."""
+    tags = dng_colour(colour.camera_to_srgb)
+    return tags.wb_gains, tags.color_matrix
 
 
 def dng_tags(cfa: str, black: int, white: int, wb_gains, color_matrix, camera_model: str) -> list[tuple]:
@@ -108,6 +128,7 @@ def write_dng(
     cfa: str = CANONICAL_CFA,
     wb_gains=None,
     color_matrix=None,
+    rgb=None,
     camera_model: str = "revisp-tf",
 ) -> Path:
     """Writes a packed RGGB (h, w, 4) array in model units as a uint16 CFA DNG.
@@ -119,8 +140,13 @@ def write_dng(
         (black, white) pair (stored = black + units * (white - black)).
       cfa: CFA pattern of the written mosaic. Other than RGGB, the mosaic is cropped by one
         pixel at each end of every shifted axis (`bayer.crop_to_pattern`), never re-coloured.
-      wb_gains: (R, G, B) white-balance gains, written as AsShotNeutral; default (1, 1, 1).
+      wb_gains: (R, G, B) white-balance gains, written as AsShotNeutral = 1 / gains (normalised
+        to green); default (1, 1, 1).
       color_matrix: 3x3 XYZ -> camera matrix (ColorMatrix1, D65); default XYZ -> linear sRGB.
+      rgb: the (2h, 2w, 3) sRGB image in [0, 1] the RAW was reconstructed from. Given, AsShotNeutral
+        and ColorMatrix1 are fitted so that the RAW renders with this image's colours
+        (`color_fit.fit_camera_colour` on the stored values); not together with wb_gains or
+        color_matrix.
       camera_model: UniqueCameraModel string.
     """
     path = Path(path)
@@ -131,6 +157,13 @@ def write_dng(
         raise ValueError(f"packed_rggb_units: expected one image (h, w, 4), got shape {tuple(x.shape)}")
     mosaic = crop_to_pattern(unpack(restore_rank(x, rank)), CANONICAL_CFA, cfa).numpy()[..., 0]
     stored, black, white = _stored_mosaic(mosaic, sensor)
+    if rgb is not None:
+        if wb_gains is not None or color_matrix is not None:
+            raise ValueError("rgb: the colour is fitted to it; give either rgb or wb_gains/color_matrix, not both")
+        colour = fitted_colour(np.asarray(restore_rank(x, rank)), sensor, rgb)
+        if colour.tiles == 0:
+            logging.warning("%s: too few mid-tone pixels for a colour fit; the prior camera's matrix is written", path)
+        wb_gains, color_matrix = _tag_colour(colour)
     tags = dng_tags(cfa, black, white, wb_gains, color_matrix, camera_model)
     with atomic_write(path) as tmp:
         tifffile.imwrite(tmp, stored, photometric=32803, metadata=None, extratags=tags)
