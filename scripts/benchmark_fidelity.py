@@ -111,7 +111,7 @@ def experiment(method: str, seed: int, train_dir: Path, args) -> config_lib.Expe
         f"model.variant={variant}", f"model.global_stage={stage}", f"model.base_filters={args.width}",
         f"data.train_dir={train_dir}", f"data.val_dir={train_dir}", f"data.crop={args.crop}",
         f"data.batch_size={args.batch}", f"runtime.seed={seed}", f"runtime.steps_per_epoch={args.steps}",
-        "runtime.checkpoint_every_steps=100000", f"optim.phases=[{{epochs: 1, learning_rate: {args.lr}, loss: mse_bayer}}]",
+        "runtime.checkpoint_every_steps=100000", *args.set, f"optim.phases=[{{epochs: 1, learning_rate: {args.lr}, loss: mse_bayer}}]",
     ]
     return config_lib.parse_config(values, overrides)
 
@@ -225,6 +225,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--patch", type=int, default=256)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override camera.yaml for every run")
     ap.add_argument("--shipped", action="store_true", help="also the shipped model against UPI on every frame")
     ap.add_argument("--raw-dir", type=Path, default=make_real_pairs.RAW_DIR)
     ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_fidelity")

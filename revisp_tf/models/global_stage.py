@@ -36,7 +36,8 @@ CONTEXT_GRID = 16  # the blurred view: the frame averaged over a 16 x 16 grid of
 _GRID_BLUR_CELLS = 1.0  # then Gaussian-blurred by this many cells
 # Context channels, in order: position (y, x in [-1, 1]), blurred frame RGB, log mean linear R, G, B.
 CONTEXT_CHANNELS = 8
-_STATS_SLICE = slice(5, 8)
+LOCAL_CHANNELS = 4  # what the U-Nets see: squared distance from the frame centre and the blurred view
+_STATS_SLICE = slice(5, CONTEXT_CHANNELS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,15 +196,41 @@ class FrameGains(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Correction(keras.layers.Layer):
-    """A U-Net's correction of the global estimate: estimate * (1 + gain) + offset.
+class LocalContext(keras.layers.Layer):
+    """What the U-Nets see of the context: the squared distance from the frame centre and the blurred view.
 
-    Inputs `[estimate (N, H, W, 3), net (N, H, W, 6)]`, the net's channels (gain, offset).
+    Vignetting (of the lens, or an ISP's vignette filter) is radial, so the radius is the part
+    of the position that carries over between frames; (y, x) would let nets trained on one
+    frame learn that frame's scene by heart. The frame statistics are one value per frame, seen
+    constant in training on one frame: only `FrameGains` uses them.
+    """
+
+    def call(self, context):
+        radius2 = 0.5 * tf.reduce_sum(tf.square(context[..., :2]), axis=-1, keepdims=True)
+        return tf.concat([radius2, context[..., 2:5]], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], LOCAL_CHANNELS)
+
+
+MAX_LOG_GAIN = 0.5  # a correction scales the estimate by exp(+-0.5) = 0.61..1.65 at most
+MAX_OFFSET = 0.05  # and adds at most +-0.05 (RAW units)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Correction(keras.layers.Layer):
+    """A U-Net's bounded correction of the global estimate: estimate * exp(g) + offset.
+
+    Inputs `[estimate (N, H, W, 3), net (N, H, W, 6)]`, the net's channels (gain, offset), each
+    squashed by tanh to MAX_LOG_GAIN and MAX_OFFSET: local tone mapping and vignetting need gains
+    of about 0.8-1.3 (FACTS), and a bound keeps nets trained on one frame from wrecking the
+    estimate on a frame unlike it. A zero net output is no correction.
     """
 
     def call(self, inputs):
         estimate, net = inputs
-        return estimate * (1.0 + net[..., :3]) + net[..., 3:]
+        gain = tf.exp(MAX_LOG_GAIN * tf.tanh(net[..., :3]))
+        return estimate * gain + MAX_OFFSET * tf.tanh(net[..., 3:])
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]

@@ -10,9 +10,11 @@ from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.models.global_stage import (
     CONTEXT_CHANNELS,
     GLOBAL_STAGES,
+    LOCAL_CHANNELS,
     Correction,
     FrameGains,
     GlobalCurves,
+    LocalContext,
     frame_context,
 )
 from revisp_tf.models.layers import Clamp01, MaskFusion, Mosaic, OverexposureMask
@@ -89,8 +91,9 @@ def _build_with_global_stage(variant, base_filters, depth, mask_threshold, mask_
         demosaiced = estimate
     else:
         mask = OverexposureMask(mask_threshold, mask_rule, name="mask")(rgb)
-        x = keras.layers.Concatenate(name="unet_input")([rgb, mask, context, estimate])
-        in_ch = 4 + CONTEXT_CHANNELS + 3
+        local = LocalContext(name="local_context")(context)
+        x = keras.layers.Concatenate(name="unet_input")([rgb, mask, local, estimate])
+        in_ch = 4 + LOCAL_CHANNELS + 3
 
         def corrected(name):
             net = build_unet(in_ch, _CORRECTION_CHANNELS, base_filters, depth, name=name, clamp=False, zero_head=True)

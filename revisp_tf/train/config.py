@@ -34,6 +34,9 @@ class ModelConfig:
     global_stage: str = "none"
     global_knots: int = 24  # knots of each curve of the global stage
     global_smoothness: float = 1e-3  # ridge on the curves' second differences in the closed-form fit
+    # Train the global stage's curves with the nets (false: keep the closed-form fit; SGD on one
+    # frame's crops has no smoothness prior, and moves the knots the frame barely covers)
+    global_trainable: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

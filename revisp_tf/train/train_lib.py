@@ -149,9 +149,12 @@ class _Summaries:
 def build_model(cfg: config_lib.ExperimentConfig) -> keras.Model:
     """The config's inference model (weights as initialised; the fit phase sets a fitted global stage)."""
     m = cfg.model
-    return build_reverse_isp(
+    model = build_reverse_isp(
         m.variant, m.base_filters, m.depth, m.mask_threshold, m.mask_rule, global_stage=m.global_stage, knots=m.global_knots
     )
+    if has_global_stage(model) and not m.global_trainable:
+        model.get_layer("global_curves").trainable = False
+    return model
 
 
 def example_contexts(model, examples):

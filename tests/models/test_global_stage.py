@@ -107,3 +107,23 @@ def test_save_and_load_keep_outputs(tmp_path, synthetic_rgb):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.array_equal(predict_bayer(model, synthetic_rgb), predict_bayer(loaded, synthetic_rgb))
+
+
+def test_correction_is_bounded_and_zero_is_identity():
+    from revisp_tf.models.global_stage import MAX_LOG_GAIN, MAX_OFFSET, Correction
+
+    est = np.full((1, 2, 2, 3), 0.4, np.float32)
+    net = np.zeros((1, 2, 2, 6), np.float32)
+    assert np.array_equal(Correction()([est, net]).numpy(), est)
+    net[..., :3], net[..., 3:] = 50.0, -50.0  # far beyond the bounds
+    assert np.allclose(Correction()([est, net]).numpy(), 0.4 * np.exp(MAX_LOG_GAIN) - MAX_OFFSET)
+
+
+def test_nets_see_the_radius_and_blurred_view_not_the_frame_statistics():
+    from revisp_tf.models.global_stage import LocalContext
+
+    ctx = frame_context(np.random.default_rng(4).random((32, 48, 3)).astype(np.float32))[None]
+    local = LocalContext()(ctx).numpy()
+    assert local.shape[-1] == 4
+    assert np.allclose(local[..., 0], 0.5 * (ctx[..., 0] ** 2 + ctx[..., 1] ** 2))
+    assert np.array_equal(local[..., 1:], ctx[..., 2:5])
