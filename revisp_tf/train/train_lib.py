@@ -29,6 +29,7 @@ import tensorflow as tf
 import yaml
 from absl import logging
 
+from revisp_tf.io.images import WriteError, atomic_write
 from revisp_tf.isp.sensor import get_sensor
 from revisp_tf.models import build_reverse_isp, training_model
 from revisp_tf.models.reverse_isp import has_global_stage
@@ -260,7 +261,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
             if chief:
                 _write_json(run_dir / "global_fit.json", fitted)
                 _write_json(history_path, history)
-            manager.save(checkpoint_number=0)
+            _save_checkpoint(manager, 0)
             if verbose:
                 print(f"global stage ({cfg.model.global_stage}): val psnr {val['psnr']:.2f} dB  ssim {val['ssim']:.4f}", flush=True)
 
@@ -295,7 +296,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
             if s % cfg.runtime.log_every_steps == 0:
                 summaries.scalars("train", {f"loss/{k}": v for k, v in terms.items()} | {"learning_rate": phase.learning_rate}, s)
             if s % cfg.runtime.checkpoint_every_steps == 0:
-                manager.save(checkpoint_number=s)
+                _save_checkpoint(manager, s)
         val, images = evaluate(model, val_ds, sensor, cfg.data.val_images)
         s = int(step.numpy())
         summaries.scalars("val", {f"challenge/{k}": v for k, v in val.items()}, s)
@@ -304,14 +305,13 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         history.append({"epoch": epoch + 1, "step": s, "seconds": round(time.perf_counter() - t0, 2), **val})
         if chief:
             _write_json(history_path, history)
-        manager.save(checkpoint_number=s)
+        _save_checkpoint(manager, s)
         if verbose:
             print(f"  val psnr {val['psnr']:.2f} dB  ssim {val['ssim']:.4f}  oe {val['psnr_oe']:.2f}  noe {val['psnr_noe']:.2f}", flush=True)
     model_path = run_dir / "model.keras"
     if chief:
-        tmp = run_dir / "model.tmp.keras"
-        model.save(tmp)
-        tmp.replace(model_path)
+        with atomic_write(model_path) as tmp:
+            model.save(tmp)
         (run_dir / "DONE").write_text(f"step {int(step.numpy())}\n")
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -319,6 +319,19 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+def _save_checkpoint(manager, step: int) -> None:
+    """A checkpoint, or one WriteError naming it (a full disk); the last good checkpoint stays intact."""
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        for partial in Path(manager.directory).glob("*_temp*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
+        raise WriteError(
+            f"cannot write checkpoint {step} in {manager.directory}: {reason}; "
+            f"the last good checkpoint ({manager.latest_checkpoint or 'none'}) is intact"
+        ) from None

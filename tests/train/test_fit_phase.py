@@ -35,3 +35,26 @@ def test_dual_with_global_stage_trains_and_starts_at_the_fit(tiny_pairs, tmp_pat
     # Step 0 of the dual model is the global stage alone: the same validation scores.
     assert result.history[0]["psnr"] == fit_only.history[0]["psnr"]
     assert result.history[-1]["step"] > 0 and np.isfinite(result.history[-1]["psnr"])
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_error_naming_it(tmp_path):
+    """A checkpoint that does not fit: WriteError naming it and the last good one, partial files gone."""
+    import tensorflow as tf
+
+    from revisp_tf.io.images import WriteError
+    from tests.mounts import full_folder
+
+    v = tf.Variable(np.zeros(1000, np.float32))
+    with full_folder(tmp_path / "disk", 64) as disk:
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v), str(disk / "ckpt"), max_to_keep=3)
+        train_lib._save_checkpoint(manager, 1)  # 4 kB: fits
+        v.assign(np.zeros(1000, np.float32))
+        big = tf.Variable(np.zeros(100_000, np.float32))  # 400 kB: does not
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v, big=big), str(disk / "ckpt"), max_to_keep=3)
+        try:
+            train_lib._save_checkpoint(manager, 2)
+        except WriteError as e:
+            assert "cannot write checkpoint 2" in str(e) and "ckpt-1" in str(e)
+        else:
+            raise AssertionError("expected a WriteError")
+        assert not list((disk / "ckpt").glob("*_temp*"))
