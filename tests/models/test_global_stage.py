@@ -127,3 +127,20 @@ def test_nets_see_the_radius_and_blurred_view_not_the_frame_statistics():
     assert local.shape[-1] == 4
     assert np.allclose(local[..., 0], 0.5 * (ctx[..., 0] ** 2 + ctx[..., 1] ** 2))
     assert np.array_equal(local[..., 1:], ctx[..., 2:5])
+
+
+@pytest.mark.slow
+def test_litert_equals_keras_for_a_global_stage_model(tmp_path, s7_patches):
+    """The two-input (rgb, context) export, static and dynamic, on a real overexposed patch; corrections non-zero."""
+    from revisp_tf.export.tflite import export_tflite
+
+    model = build_reverse_isp("dual", 4, 2, global_stage="fitted")
+    model.get_layer("global_curves").set_inverse(_random_inverse(5))
+    rng = np.random.default_rng(5)
+    for name in ("unet_oe", "unet_noe"):
+        head = model.get_layer(name).get_layer("head")
+        head.kernel.assign(rng.normal(0, 0.05, head.kernel.shape))
+    rgb = s7_patches["78_30.jpg"][:256, :256]
+    for size in ((256, 256), None):
+        report = export_tflite(model, tmp_path / "m.tflite", size=size, check_data=[rgb])
+        assert report.max_abs_error <= 1e-5, (size, report.max_abs_error)
