@@ -6,12 +6,12 @@ Each `render_*` takes a DNG path and returns the editor's 8-bit sRGB render as f
 - LibRaw (rawpy `postprocess(use_camera_wb=True)`): AsShotNeutral white balance, ColorMatrix1,
   AHD demosaic, BT.709 curve, auto-brightening. Same size as the mosaic.
 - darktable (`darktable-cli`, Debian package `darktable`), a fresh config and library: the
-  installed darktablerc's workflow (4.2: scene-referred, exposure +0.7 EV, filmic rgb; white
-  balance from AsShotNeutral). Same size as the mosaic.
-- RawTherapee (`rawtherapee-cli -d`, Debian package `rawtherapee`), a fresh config: the default
-  raw profile ("Auto-Matched Curve - ISO Low" in 5.9: camera white balance, the DNG's matrix as
-  "camera standard" input profile, a tone curve matched to the embedded preview, or a neutral
-  curve when there is none). 4 px smaller on each side.
+  installed darktablerc's defaults (4.2: scene-referred workflow, exposure +0.7 EV, filmic rgb,
+  "legacy" chromatic adaptation: the white balance module applies AsShotNeutral). Same size as
+  the mosaic.
+- RawTherapee (`rawtherapee-cli -d`, Debian package `rawtherapee`), a fresh config: its default
+  raw profile (5.9: "Auto-Matched Curve - ISO Low"; camera white balance, the DNG's matrix as
+  the "camera standard" input profile). 4 px smaller on each side.
 
 A missing editor raises FileNotFoundError naming the Debian package to install.
 """
@@ -29,7 +29,6 @@ import rawpy
 
 from revisp_tf.io.images import ImageReadError, read_rgb
 
-EDITORS = ("libraw", "darktable", "rawtherapee")
 _PACKAGES = {"darktable-cli": "darktable", "rawtherapee-cli": "rawtherapee"}
 _TIMEOUT_S = 300
 
@@ -83,4 +82,5 @@ def render_rawtherapee(dng) -> np.ndarray:
         return _run([exe, "-o", str(out), "-n", "-d", "-Y", "-c", str(dng)], out, dng, env)
 
 
+# Editor name -> render function, in the order reports list them.
 RENDERERS = {"libraw": render_libraw, "darktable": render_darktable, "rawtherapee": render_rawtherapee}
