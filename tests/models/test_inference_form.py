@@ -149,3 +149,20 @@ def test_fusion_parts_of_single_is_none_and_a_spatial_layer_after_fusion_is_not_
     assert fusion_parts(model).block_local
     smoothed = keras.layers.AveragePooling2D(3, strides=1, padding="same", name="blur")(model.output)
     assert not fusion_parts(keras.Model(model.input, smoothed)).block_local
+
+
+@pytest.mark.parametrize("variant", ["single", "dual"])
+def test_global_stage_model_form_equals_it(variant):
+    """The global-stage models (rgb + context, U-Nets of more inputs and 6 unclamped outputs): stage layers kept."""
+    from revisp_tf.models.global_stage import frame_context
+    from tests.lively import enliven
+
+    model = enliven(build_reverse_isp(variant, base_filters=4, depth=2, global_stage="upi"))
+    form = inference_form(model)
+    stage = [layer.name for layer in model.layers if not isinstance(layer, keras.Model) and layer.weights]
+    assert "global_curves" in stage and all(form.get_layer(name) is model.get_layer(name) for name in stage)
+    rgb = generated_frame(64, 96, seed=3)
+    inputs = [rgb[None], frame_context(rgb)[None]]
+    want = model.predict_on_batch(inputs)
+    assert want.std() > 0.05
+    np.testing.assert_allclose(form.predict_on_batch(inputs), want, atol=1e-5, rtol=0)
