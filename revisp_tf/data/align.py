@@ -178,7 +178,7 @@ MAX_ROTATION_DEG = 10.0  # a larger rotation is a wrong orientation, not a tilte
 MIN_MATCHES = 12
 _WORK_SIDE = 1024  # the coarse match runs on images of about this many pixels on the long side
 _TILE = 64  # dense refinement tiles on the RAW's half-resolution grid (32 on small frames), 3/4 tile apart
-_MIN_TILES = 16
+_MIN_TILES = 12
 _MIN_RESPONSE = 0.05  # phase correlation peaks lower than this are noise
 
 
@@ -453,6 +453,9 @@ def _point_pairs(m: CameraMap, centres: np.ndarray, shifts: np.ndarray) -> tuple
 _ROUNDS = ((_phase_shift, False), (_phase_shift, True), (_phase_shift, True))
 _LCN_SIGMA = 8.0  # local contrast normalisation scale, RAW half-resolution px
 _BLUR_SIGMA = 1.0  # against sensor noise and JPEG blocks
+# A weak pull of k2 towards 0 in the dense fit: on small or flat frames k1 and k2 trade off, and
+# an unconstrained k2 bends the map at the corners, beyond the measured region (N900: 2.6 -> 0.9 px).
+_K2_PRIOR = 1.0
 
 
 def local_contrast(img: np.ndarray, px: float = 1.0) -> np.ndarray:
@@ -469,7 +472,7 @@ def local_contrast(img: np.ndarray, px: float = 1.0) -> np.ndarray:
 
 
 def dense_fit(m: CameraMap, raw_half: np.ndarray, rgb_lum: np.ndarray, stride: int = 2) -> CameraMap:
-    """The map (affine + radial) minimising |LCN(rgb)(m(p)) - LCN(raw)(p)| over the RAW's half grid (robust least squares).
+    """The map (affine + radial) minimising |LCN(rgb)(m(p)) - LCN(raw)(p)| over the RAW's half grid (robust least squares, weak k2 prior).
 
     A direct, dense refinement: every pixel votes, through the local-contrast-normalised images
     (insensitive to the tone curve and to local gains), so no per-tile estimator's bias enters.
@@ -484,9 +487,12 @@ def dense_fit(m: CameraMap, raw_half: np.ndarray, rgb_lum: np.ndarray, stride: i
     n = int(inside.sum()) // 512 * 512  # remap takes at most 32767 rows: the points as rows of 512
     points, a = points[inside][:n], a[inside][:n]
 
+    prior = np.sqrt(len(a)) * _K2_PRIOR
+
     def residual(p):
         q = CameraMap.from_params(p, m.center, m.norm)(points).astype(np.float32).reshape(-1, 512, 2)
-        return cv2.remap(b, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).ravel() - a
+        data = cv2.remap(b, q[..., 0], q[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).ravel() - a
+        return np.concatenate([data, prior * p[7:]])
 
     sol = scipy.optimize.least_squares(residual, m.params(), loss="soft_l1", f_scale=0.5, x_scale="jac", diff_step=1e-4, max_nfev=50)
     return CameraMap.from_params(sol.x, m.center, m.norm)

@@ -210,6 +210,18 @@ def test_rgb_arguments_are_checked_before_anything_is_written(scene, tmp_path):
     assert not out.exists()
 
 
+def test_rgb_embedded_without_a_preview_is_one_clear_error(scene, tmp_path):
+    raw = scene[0]
+    with pytest.raises(RawReadError, match=re.escape(str(raw)) + r": no embedded JPEG preview \(LibRawNoThumbnailError\)"):
+        pairs.make_pairs_from_raw(raw, tmp_path / "out", rgb="embedded", progress=False)
+    headerless = tmp_path / "m.raw"
+    np.zeros((64, 64), "<u2").tofile(headerless)
+    with pytest.raises(RawReadError, match="a headerless mosaic has no embedded preview"):
+        pairs.make_pairs_from_raw(
+            headerless, tmp_path / "out", rgb="embedded", progress=False, shape=(64, 64), dtype="uint16", cfa="RGGB", black=0, white=1023
+        )
+
+
 # ---- real sensor files (../shared/realdata) -------------------------------------------------------
 
 
