@@ -68,7 +68,7 @@ ISPS = {
     "libraw": {"isp": "libraw"},
     "darktable": {"isp": "darktable"},
     "rt-pop2lab": {"isp": "rawtherapee", "profile": "Pop 2 Lab"},
-    "rt-local": {"isp": "rawtherapee", "profile": "Pop 1"},
+    "rt-local": {"isp": "rawtherapee", "profile": "Standard Film Curve - ISO High"},  # film curve + denoising
 }
 UNTRAINED = ("mosaic", "upi", "fitted", "oracle")
 # A diagnostic, not a method: the training frame's fit with the 4 per-channel gains that suit the

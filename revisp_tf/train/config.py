@@ -51,6 +51,9 @@ class DataConfig:
     val_fraction: float = 0.1
     val_images: int = 4  # images written to TensorBoard at each validation
     augment: str = "dihedral"  # dihedral (8 flips/rotations; needs crop + 2 px) | transpose | none
+    # Recompress each training crop's RGB as JPEG at a random quality in [low, high] (e.g. [70, 95]),
+    # as a camera would; empty: no recompression
+    jpeg_quality: tuple[int, ...] = ()
     skip_bad: bool = False
     synthetic_count: int = 96
     synthetic_patch: int = 128
@@ -177,6 +180,9 @@ def _validate(cfg: ExperimentConfig) -> None:
         raise ConfigError("model.global_stage: the global variant is the global stage alone; choose upi or fitted")
     if cfg.model.variant == "baseline" and cfg.model.global_stage != "none":
         raise ConfigError("model.global_stage: the baseline variant (the paper's plain U-Net) takes no global stage")
+    q = cfg.data.jpeg_quality
+    if q and not (len(q) == 2 and 1 <= q[0] <= q[1] <= 100):
+        raise ConfigError(f"data.jpeg_quality: expected [low, high] with 1 <= low <= high <= 100, or [], got {list(q)}")
     if cfg.model.global_knots < 3:
         raise ConfigError(f"model.global_knots: need at least 3 knots, got {cfg.model.global_knots}")
     if cfg.data.crop % 2:

@@ -279,6 +279,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         ds = _make_dataset(
             train_examples, train_contexts, cfg, sensor, batch_size=global_batch, training=True,
             seed=cfg.runtime.seed * 100_003 + epoch, augment=cfg.data.augment, with_demosaiced=needs_demosaiced(cfg),
+            jpeg_quality=cfg.data.jpeg_quality or None,
         ).take(steps_per_epoch).skip(offset if epoch == start_epoch else 0)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

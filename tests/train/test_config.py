@@ -53,3 +53,10 @@ def test_bad_yaml_file(tmp_path):
         C.load_config(path)
     with pytest.raises(C.ConfigError, match="config file not found"):
         C.load_config(tmp_path / "missing.yaml")
+
+
+def test_jpeg_quality_is_a_range_or_empty():
+    assert C.parse_config({"data": {"train_dir": "x", "jpeg_quality": [70, 95]}}).data.jpeg_quality == (70, 95)
+    assert C.parse_config({"data": {"train_dir": "x"}}).data.jpeg_quality == ()
+    with pytest.raises(C.ConfigError, match="data.jpeg_quality"):
+        C.parse_config({"data": {"train_dir": "x", "jpeg_quality": [95, 70]}})
