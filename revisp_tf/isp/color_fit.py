@@ -17,6 +17,8 @@ RAW (one sample per bayer tile: R, mean G, B) back to the input's linear sRGB, o
   reweighted) least squares on per-tile CIE L*a*b* errors (linear RGB would let the brightest
   tiles decide), with ridges toward the prior, on the matrix and on the white-balance gains it
   implies, that settle what a nearly uniform image leaves open.
+  Its diagonal stays at 0.5 or more: editors reject a DNG matrix without it (see
+  `_MIN_DIAGONAL`), and no camera has one.
 
 Exact where the RAW is a linear function of the input's linear sRGB (the tests check it); on
 a model's RAW, which is not, it is the best such transform in that sense.
@@ -58,7 +60,10 @@ _CLIP_SRGB = 0.95
 _CLIP_RAW = 0.95
 # input luminance above this (linear; away from noise, quantisation and crushed blacks).
 _DARK_LINEAR = 0.003
+# A fit needs this many usable tiles, and this share of the image's: fewer describe its margins
+# (an image clipped nearly everywhere), not the image.
 MIN_TILES = 64
+MIN_TILE_SHARE = 0.05
 # Tiles a fit reads at most: larger images are thinned to every k-th tile row and column.
 _MAX_TILES = 1_000_000
 # Tiles the matrix fit sees, evenly spaced (the normal equations are tiny; the time is in Lab).
@@ -73,6 +78,11 @@ _GAIN_RIDGE = 5.0
 # White point weights: a Gaussian in input a*b* chroma, plus a floor for every tile.
 _NEUTRAL_CHROMA = 8.0
 _NEUTRAL_FLOOR = 0.1
+# Each colour must keep at least this weight in its own sRGB primary: LibRaw (dcraw's rule
+# `cmatrix[0][0] > 0.125`) and RawTherapee ignore a DNG matrix that fails it and render
+# something else, and no camera has such a matrix. Enforced by a steep penalty.
+_MIN_DIAGONAL = 0.5
+_DIAGONAL_PENALTY = 1e3
 _HUBER_K = 1.5  # in robust standard deviations of the per-tile Lab error
 _ROBUST_ITERATIONS = 3
 # Gains are kept above this share of the largest: a camera's response to white is positive.
@@ -255,6 +265,7 @@ def _fit_ccm(camera: np.ndarray, linear: np.ndarray, prior: np.ndarray) -> np.nd
     def residuals(p, sqrt_w):
         ccm, gains = ccm_and_gains(p)
         ridges = [_RIDGE * p, _GAIN_RIDGE * (np.log(gains) - prior_log_gains)]
+        ridges.append(_DIAGONAL_PENALTY * np.maximum(0.0, _MIN_DIAGONAL - np.diag(ccm)))
         return np.concatenate([(errors(ccm, gains) * sqrt_w).ravel(), *ridges])
 
     p, weights = np.zeros(6), np.full(len(cam), 1.0 / len(cam))
@@ -277,15 +288,17 @@ def fit_camera_colour(packed_camera, rgb_srgb, prior_ccm=None) -> CameraColour:
       prior_ccm: 3x3 camera -> linear sRGB matrix to start from (rows are normalised to sum to
         1); default PRIOR_CCM. A known camera's matrix belongs here.
 
-    With fewer than MIN_TILES usable tiles (an image clipped or black nearly everywhere) the
-    prior ccm is kept and the gains match the means of all tiles (`tiles` is 0 then).
+    With fewer than MIN_TILES usable tiles, or under MIN_TILE_SHARE of the image (an image
+    clipped or black nearly everywhere), the prior ccm is kept and the gains match the means of
+    all tiles (`tiles` is 0 then).
     """
     prior = np.asarray(PRIOR_CCM if prior_ccm is None else prior_ccm, np.float64)
     if prior.shape != (3, 3) or not np.all(np.isfinite(prior)) or np.any(np.abs(prior.sum(axis=1)) < 1e-6):
         raise ValueError(f"prior_ccm: expected a finite 3x3 matrix with nonzero row sums, got {prior.tolist()}")
     prior = prior / prior.sum(axis=1, keepdims=True)
     camera, linear = fit_samples(packed_camera, rgb_srgb)
-    if len(camera) < MIN_TILES:
+    total = np.asarray(packed_camera).shape[0] * np.asarray(packed_camera).shape[1]
+    if len(camera) < max(MIN_TILES, MIN_TILE_SHARE * total):
         packed, rgb = _check_pair(packed_camera, rgb_srgb)
         camera_mean = np.maximum(np.asarray(bayer_to_rgb_half(packed), np.float64).reshape(-1, 3).mean(axis=0), 1e-6)
         linear_mean = np.maximum(srgb_to_linear(rgb).reshape(-1, 3).mean(axis=0), 1e-6)

@@ -94,13 +94,27 @@ def test_fit_ignores_clipped_and_dark_tiles():
     np.testing.assert_allclose(corrupted.gains / corrupted.gains[1], clean.gains / clean.gains[1], rtol=0.01)
 
 
-def test_fit_falls_back_to_the_prior_on_a_clipped_image():
-    rgb = np.ones((32, 32, 3))
-    packed = np.full((16, 16, 4), 0.99)
+@pytest.mark.parametrize("usable_rows", [0, 2])
+def test_fit_falls_back_to_the_prior_on_a_clipped_image(usable_rows):
+    # All clipped, or 2 of 64 tile rows usable (3 %, under MIN_TILE_SHARE though over MIN_TILES).
+    rgb = np.ones((128, 128, 3))
+    packed = np.full((64, 64, 4), 0.99)
+    rgb[: 2 * usable_rows] = 0.5
+    packed[:usable_rows] = np.random.default_rng(5).uniform(0.2, 0.4, (usable_rows, 64, 4))
     fit = color_fit.fit_camera_colour(packed, rgb)
     assert fit.tiles == 0
     np.testing.assert_allclose(fit.ccm, color_fit.PRIOR_CCM)
     assert np.all(fit.gains > 0)
+
+
+def test_fit_keeps_a_matrix_editors_accept():
+    # A RAW whose red comes mostly from the green channel: the exact matrix has ccm[0, 0] = 0.1,
+    # which LibRaw and RawTherapee ignore (dcraw's cmatrix[0][0] > 0.125 rule). The fit stops at 0.5.
+    ccm = np.array([[0.1, 1.2, -0.3], [-0.2, 1.4, -0.2], [0.0, -0.4, 1.4]])
+    rgb = _tiled_photo()
+    fit = color_fit.fit_camera_colour(_linear_camera(rgb, ccm * [2.0, 1.0, 1.5]), rgb)
+    assert np.diag(fit.ccm).min() > 0.49
+    assert fit.ccm[0, 0] < 0.6  # as close to the data as the floor allows
 
 
 def test_dng_colour_states_the_transform():
