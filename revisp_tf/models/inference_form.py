@@ -6,11 +6,11 @@ Two exact rewrites of every U-Net of the model (FACTS.md, "Exact savings"):
   kernel becomes kernel * s and its bias (bias - mean) * s + beta. Keras runs BatchNorm as its
   own pass over the activations; the TFLite converter folds it already.
 - **Sub-pixel up convs**: a nearest x2 upsample followed by a 3x3 'same' conv equals one 2x2
-  conv per output phase on the low-resolution input, then `depth_to_space`. Along each axis, output phase 0 takes the taps {k0, k1 + k2} at input
-  offsets {-1, 0}, phase 1 takes {k0 + k1, k2} at offsets {0, +1} (`subpixel_kernel`). Per
-  output pixel that is 16 multiply-adds instead of 36 per channel pair (2.25x fewer), and the
-  upsampled tensor is never stored.
-  Resize-conv vs sub-pixel conv: Aitken et al. 2017, arXiv 1707.02937.
+  conv per output phase on the low-resolution input, then `depth_to_space`. Along each axis,
+  output phase 0 takes the taps {k0, k1 + k2} at input offsets {-1, 0}, phase 1 takes
+  {k0 + k1, k2} at offsets {0, +1} (`subpixel_kernel`). Per output pixel that is 16
+  multiply-adds instead of 36 per channel pair (2.25x fewer), and the upsampled tensor is never
+  stored. Resize-conv vs sub-pixel conv: Aitken et al. 2017, arXiv 1707.02937.
 
 `inference_form` walks the model's layers, replaces each nested U-Net sub-model (named in
 `UNET_NAMES`, built by `revisp_tf.models.unet.build_unet`) by its rewritten form, built from that
@@ -21,6 +21,9 @@ exactly one of the two above (a BatchNorm that is the conv's sole consumer; an u
 sole consumer is a linear 3x3 stride-1 'same' conv); anything else is kept. The trained
 `.keras` file is never changed: the form is built after loading, and building it again on an
 inference form changes nothing.
+
+Also here: `fusion_parts` cuts a mask-fusion model at its fusion (what tiled inference and the
+TFLite skip signatures run to leave out a net), and `conv_flops` counts a model's conv FLOPs.
 """
 
 from __future__ import annotations
