@@ -49,24 +49,46 @@ class FrameContext:
     shape: tuple[int, int]
 
 
+_SUMMARY_ROWS = 256  # rows of the frame converted to float at a time: memory does not grow with the frame
+
+
+def _area_weights(size: int) -> np.ndarray:
+    """(CONTEXT_GRID, size) weights averaging `size` pixels into CONTEXT_GRID cells by covered area (INTER_AREA)."""
+    edges = np.arange(CONTEXT_GRID + 1) * size / CONTEXT_GRID
+    lo, hi = np.arange(size), np.arange(size) + 1.0
+    overlap = np.clip(np.minimum(hi, edges[1:, None]) - np.maximum(lo, edges[:-1, None]), 0.0, None)
+    return overlap / (size / CONTEXT_GRID)
+
+
 def frame_summary(frame_rgb, valid=None) -> FrameContext:
-    """The blurred grid and colour statistics of a whole frame (H, W, 3) in [0, 1].
+    """The blurred grid and colour statistics of a whole frame (H, W, 3): float in [0, 1], or uint8/uint16.
 
     `valid` (H, W) bool marks the pixels known (a frame stitched from some of its patches);
-    grid cells with none take the mean of the known pixels.
+    grid cells with none take the mean of the known pixels. The frame is read in row blocks,
+    so a 100 MP frame costs a few tens of MB beyond itself.
     """
-    rgb = np.asarray(frame_rgb, np.float32)
-    h, w = rgb.shape[:2]
-    known = np.ones((h, w), np.float32) if valid is None else np.asarray(valid, np.float32)
-    if known.sum() == 0:
+    frame = np.asarray(frame_rgb)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(frame.dtype, 1.0)
+    h, w = frame.shape[:2]
+    wy, wx = _area_weights(h), _area_weights(w)
+    total, weight = np.zeros((CONTEXT_GRID, CONTEXT_GRID, 3)), np.zeros((CONTEXT_GRID, CONTEXT_GRID))
+    lin_sum, count = np.zeros(3), 0.0
+    for y0 in range(0, h, _SUMMARY_ROWS):
+        block = frame[y0 : y0 + _SUMMARY_ROWS].astype(np.float32) / np.float32(scale)
+        known = np.ones(block.shape[:2]) if valid is None else np.asarray(valid[y0 : y0 + _SUMMARY_ROWS], np.float64)
+        rows = wy[:, y0 : y0 + len(block)]
+        total += np.einsum("gy,yxc,hx->ghc", rows, block * known[..., None], wx, optimize=True)
+        weight += rows @ known @ wx.T
+        lin = np.asarray(gamma_expansion(block))
+        lin_sum += (lin * known[..., None]).reshape(-1, 3).sum(0)
+        count += known.sum()
+    if count == 0:
         raise ValueError("frame_summary: the frame has no known pixels")
-    weight = cv2.resize(known, (CONTEXT_GRID, CONTEXT_GRID), interpolation=cv2.INTER_AREA)
-    total = cv2.resize(rgb * known[..., None], (CONTEXT_GRID, CONTEXT_GRID), interpolation=cv2.INTER_AREA)
-    mean = (rgb * known[..., None]).reshape(-1, 3).sum(0) / known.sum()
-    grid = np.where(weight[..., None] > 0, total / np.maximum(weight[..., None], 1e-12), mean)
-    grid = cv2.GaussianBlur(grid, (0, 0), _GRID_BLUR_CELLS, borderType=cv2.BORDER_REPLICATE)
-    lin = np.asarray(gamma_expansion(rgb.reshape(-1, 3)[known.ravel() > 0]))
-    stats = np.log(np.maximum(lin.mean(axis=0), 1e-4))
+    mean_lin = lin_sum / count
+    mean = np.einsum("ghc->c", total) / max(weight.sum(), 1e-12)
+    grid = np.where(weight[..., None] > 1e-9, total / np.maximum(weight[..., None], 1e-12), mean)
+    grid = cv2.GaussianBlur(grid.astype(np.float32), (0, 0), _GRID_BLUR_CELLS, borderType=cv2.BORDER_REPLICATE)
+    stats = np.log(np.maximum(mean_lin, 1e-4))
     return FrameContext(grid.astype(np.float32), stats.astype(np.float32), (h, w))
 
 
