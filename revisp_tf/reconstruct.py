@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches, unit_float
+from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches
 from revisp_tf.io import write_dng, write_rgb
 from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples
 from revisp_tf.isp.process import visualize_raw
