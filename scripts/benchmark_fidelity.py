@@ -196,16 +196,19 @@ def markdown(report: dict) -> str:
     """The matrix as Markdown tables: PSNR (and spread over seeds) per ISP and frame pair."""
     lines = []
     for isp, pairs in report["matrix"].items():
-        methods = list(next(iter(pairs.values())))
+        methods = list(dict.fromkeys(m for scores in pairs.values() for m in scores))  # a method may lack some pairs
         lines += [f"### {isp}", "", "| train → test | " + " | ".join(methods) + " |",
                   "|---|" + "---|" * len(methods)]
         for pair, scores in pairs.items():
-            cells = [_f(scores[m]["psnr"]) + (f" ±{scores[m]['psnr_spread'] / 2:.2f}" if "psnr_spread" in scores[m] else "")
+            cells = ["-" if m not in scores else
+                     _f(scores[m]["psnr"]) + (f" ±{scores[m]['psnr_spread'] / 2:.2f}" if "psnr_spread" in scores[m] else "")
                      for m in methods]
             lines.append(f"| {pair} | " + " | ".join(cells) + " |")
-        means = [_f(float(np.mean([s[m]["psnr"] for s in pairs.values()]))) for m in methods]
+        means = [_f(float(np.mean([s[m]["psnr"] for s in pairs.values()]))) if all(m in s for s in pairs.values()) else "-"
+                 for m in methods]
         lines += ["| **mean** | " + " | ".join(means) + " |", ""]
-        oe = [(pair, m, s[m]["psnr_oe"]) for pair, s in pairs.items() for m in methods if not math.isnan(s[m]["psnr_oe"])]
+        oe = [(pair, m, s[m]["psnr_oe"]) for pair, s in pairs.items() for m in methods
+              if m in s and not math.isnan(s[m]["psnr_oe"])]
         if oe:
             lines.append("OE PSNR: " + "; ".join(f"{p} {m} {_f(v)}" for p, m, v in oe))
             lines.append("")
