@@ -90,7 +90,7 @@ class RuntimeConfig:
     checkpoint_every_steps: int = 200
     log_every_steps: int = 10
     steps_per_epoch: int = 0  # 0: one pass over the training set
-    jit_compile: bool = False  # XLA-compile the training step
+    jit_compile: bool = False  # XLA-compile the training step (then not bit-reproducible: XLA has no deterministic MaxPool gradient)
 
 
 @dataclasses.dataclass(frozen=True)
