@@ -21,8 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from revisp_tf.isp.bayer import TILE_POSITIONS, pattern_colors
-from revisp_tf.isp.bayer import CANONICAL_CFA
+from revisp_tf.isp.bayer import CANONICAL_CFA, TILE_POSITIONS, mosaic, pattern_colors
 
 DEFAULT_KNOTS = 24
 DEFAULT_SMOOTHNESS = 1e-3  # ridge weight on second differences, per sample (scale-free in the sample count)
@@ -82,9 +81,7 @@ class GlobalInverse:
 
     def predict(self, rgb) -> np.ndarray:
         """(H, W, 3) RGB -> (H/2, W/2, 4) packed RGGB bayer in [0, 1]."""
-        d = self.demosaiced(rgb)
-        planes = [d[r::2, c::2, k] for (r, c), k in zip(TILE_POSITIONS, pattern_colors(CANONICAL_CFA))]
-        return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
+        return np.clip(mosaic(self.demosaiced(rgb)).numpy(), 0.0, 1.0)
 
     def to_dict(self) -> dict:
         return {"curves": self.curves.tolist(), "bias": self.bias.tolist()}

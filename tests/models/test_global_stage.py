@@ -8,7 +8,7 @@ from revisp_tf.evaluate import baseline_bayer
 from revisp_tf.global_inverse import GlobalInverse
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.unprocess import HIGHLIGHT_INFLECTION
-from revisp_tf.models import build_reverse_isp, predict_bayer, trainable_parameter_count, training_model
+from revisp_tf.models import build_reverse_isp, model_inputs, predict_bayer, trainable_parameter_count, training_model
 from revisp_tf.models.global_stage import (
     CONTEXT_GRID,
     context_window,
@@ -26,16 +26,10 @@ def test_curves_layer_equals_numpy_inverse(synthetic_rgb):
     model = build_reverse_isp("global", global_stage="fitted")
     inverse = _random_inverse(0)
     model.get_layer("global_curves").set_inverse(inverse)
-    got = training_model(model)(model_inputs_batch(model, synthetic_rgb))["global"].numpy()
+    got = training_model(model)(model_inputs(model, synthetic_rgb))["global"].numpy()
     assert np.abs(got - inverse.demosaiced(synthetic_rgb)).max() < 1e-5
     back = model.get_layer("global_curves").inverse()
     assert np.allclose(back.curves, inverse.curves, atol=1e-7) and np.allclose(back.bias, inverse.bias, atol=1e-7)
-
-
-def model_inputs_batch(model, rgb):
-    from revisp_tf.models import model_inputs
-
-    return model_inputs(model, rgb)
 
 
 def test_upi_initialisation_equals_upi_below_the_highlight_fade(s7_patches):
