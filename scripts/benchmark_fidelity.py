@@ -117,13 +117,15 @@ def experiment(method: str, seed: int, train_dir: Path, args) -> config_lib.Expe
 
 
 def train_run(cfg, run_dir: Path) -> tuple[Path, float | None]:
-    """Trains `cfg` into `run_dir`, or reuses a finished run of the same config; (model path, seconds)."""
-    saved = run_dir / "config.yaml"
-    if (run_dir / "DONE").is_file() and yaml.safe_load(saved.read_text()) == config_lib.to_dict(cfg):
-        return run_dir / "model.keras", None
+    """Trains `cfg` into `run_dir`, or reuses a finished run of the same config; (model path, seconds, reused).
+
+    A reused run's seconds are those it took when trained (config written to DONE written)."""
+    saved, done = run_dir / "config.yaml", run_dir / "DONE"
+    if done.is_file() and yaml.safe_load(saved.read_text()) == config_lib.to_dict(cfg):
+        return run_dir / "model.keras", done.stat().st_mtime - saved.stat().st_mtime, True
     t0 = time.perf_counter()
     result = train(cfg, run_dir, overwrite=True, verbose=0)
-    return result.model_path, time.perf_counter() - t0
+    return result.model_path, time.perf_counter() - t0, False
 
 
 def score_model(model_path: Path, examples) -> dict:
@@ -166,10 +168,11 @@ def run_pair(isp: str, a: str, b: str, dirs: dict, args, methods, seeds) -> dict
         for seed in seeds:
             cfg = experiment(method, seed, dirs[a], args)
             run_dir = args.work_dir / "runs" / isp / f"{a}-to-{b}" / f"{method}-s{seed}"
-            model_path, secs = train_run(cfg, run_dir)
-            runs.append({"seed": seed, "train_s": secs, **_summary(score_model(model_path, test_ex))})
+            model_path, secs, reused = train_run(cfg, run_dir)
+            runs.append({"seed": seed, "train_s": round(secs, 1), "reused": reused,
+                         **_summary(score_model(model_path, test_ex))})
             print(f"  {isp} {a}->{b} {method} seed {seed}: {runs[-1]['psnr']:.2f} dB"
-                  + (f" ({secs:.0f} s)" if secs else " (reused)"), flush=True)
+                  f" ({secs:.0f} s{', reused' if reused else ''})", flush=True)
         out[method] = {f: float(np.mean([r[f] for r in runs])) for f in FIELDS} | {
             "psnr_spread": float(np.ptp([r["psnr"] for r in runs])), "runs": runs}
     return out
@@ -261,11 +264,15 @@ def main(argv=None) -> int:
                 tmp.write_text(json.dumps(report, indent=1))
     if args.shipped:
         report["shipped_vs_upi"] = shipped_row(dirs_by_isp)
-    report["settings"] = {k: str(v) for k, v in vars(args).items()} | {"seconds": round(time.perf_counter() - t0)}
+    train_s = [r["train_s"] for pairs in report["matrix"].values() for scores in pairs.values()
+               for m in scores.values() for r in m.get("runs", ())]
+    report["settings"] = {k: str(v) for k, v in vars(args).items()} | {
+        "seconds": round(time.perf_counter() - t0), "trained_runs": len(train_s), "train_seconds": round(sum(train_s))}
     with atomic_write(out_path) as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    print(f"report: {out_path} ({time.perf_counter() - t0:.0f} s)")
+    print(f"report: {out_path} ({time.perf_counter() - t0:.0f} s; {len(train_s)} trained runs took {sum(train_s):.0f} s"
+          " to train, reused ones included)")
     return 0
 
 
