@@ -2,23 +2,32 @@
 
 On-device inference reproduced: the LiteRT CPU interpreter with its default XNNPACK delegate,
 `num_threads` threads, the `reverse_isp` signature of the model contract (mobile/README.md).
-Needs only NumPy, OpenCV and `ai-edge-litert` (no TensorFlow).
+Needs only NumPy, OpenCV and `ai-edge-litert` (no TensorFlow), so the same file runs on x86 and
+on ARM64 (mobile/arm64/).
 
-    python mobile/run_litert.py MODEL.tflite IMAGE... --out DIR [--num-threads 4] [--normaliser 1024] [--no-skip]
+    python mobile/run_litert.py MODEL.tflite IMAGE... --out DIR [--num-threads 4] [--normaliser 1024]
+        [--no-skip] [--tile 512 --overlap 64 --margin 16 --align 16]
 
-Each IMAGE (JPEG/PNG, 8- or 16-bit RGB) becomes DIR/<stem>.npy: float32 (H/2, W/2, 4) packed RGGB
-in model units, or uint16 stored values round(units * normaliser) with --normaliser (the AIM 2022
-submission format). A static model needs images of its input size; a dynamic one takes any even size.
+Each IMAGE (JPEG/PNG, 8- or 16-bit RGB, or an (H, W, 3) .npy of uint8/uint16/float in [0, 1])
+becomes DIR/<stem>.npy: float32 (H/2, W/2, 4) packed RGGB in model units, or uint16 stored values
+round(units * normaliser) with --normaliser (the AIM 2022 submission format).
 
-A dual (mask-fusion) model carries the signatures `skip_mask`, `skip_oe`, `skip_noe` and `skip_fuse`: the runner
-computes the mask first and runs the OE net only if some pixel is overexposed (the NOE net only
-if some is not), then fuses, feeding zeros for the net it skipped; the output equals
-`reverse_isp`'s. `--no-skip` runs `reverse_isp` instead.
+- A static model takes images of its input size, in one pass. A dynamic one takes any even
+  size; an image larger than --tile runs as overlapping tiles blended as `revisp_tf.inference`
+  does (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
+- A global-stage model (inputs `rgb` and `context`) gets its context computed once per image, on
+  the whole image (`frame.frame_summary`), each tile its slice (`frame.context_window`).
+- A dual (mask-fusion) model carries the signatures `skip_mask`, `skip_oe`, `skip_noe` and
+  `skip_fuse`: per tile the runner computes the mask first and runs the OE net only if a pixel
+  of the tile's blended output region is overexposed (the NOE net only if one is not), then
+  fuses, feeding zeros for the net it skipped; a tile that needs both runs `reverse_isp`. The
+  output equals `reverse_isp`'s on every tile (--no-skip) to float rounding.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -28,13 +37,30 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import frame as frame_lib  # noqa: E402
+
+SIGNATURE, INPUT, CONTEXT, OUTPUT = "reverse_isp", "rgb", "context", "bayer"
 MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
 SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
+TILE, OVERLAP, ALIGN = 512, 64, 16  # revisp_tf.inference's defaults (depth-4 U-Net)
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1] from an 8- or 16-bit image file, or ValueError naming the file."""
+    """(H, W, 3) float32 RGB in [0, 1] from an 8-/16-bit image file or an .npy, or ValueError naming the file."""
+    if path.suffix == ".npy":
+        try:
+            img = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not a readable .npy ({e})") from None
+        if img.ndim != 3 or img.shape[-1] != 3:
+            raise ValueError(f"{path}: expected an (H, W, 3) RGB array, got shape {img.shape}")
+        if img.dtype in (np.uint8, np.uint16):
+            return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
+        img = np.asarray(img, np.float32)
+        if img.dtype.kind != "f" or not (img.min() >= 0.0 and img.max() <= 1.0):
+            raise ValueError(f"{path}: expected uint8, uint16 or float values in [0, 1]")
+        return img
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: not a readable 8- or 16-bit JPEG/PNG image")
@@ -48,11 +74,16 @@ def load(model_path: Path, num_threads: int) -> Interpreter:
     """The interpreter (XNNPACK delegate applied by default), checked against the model contract."""
     interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
     signatures = interpreter.get_signature_list()
-    want = {"inputs": [INPUT], "outputs": [OUTPUT]}
-    if signatures.get(SIGNATURE) != want:
-        raise ValueError(f"{model_path}: expected signature {SIGNATURE!r} {want} (models with a frame context "
-                         f"need revisp_tf to compute it), got {signatures}")
+    got = signatures.get(SIGNATURE, {})
+    if sorted(got.get("inputs", ())) not in ([INPUT], [CONTEXT, INPUT]) or got.get("outputs") != [OUTPUT]:
+        raise ValueError(f"{model_path}: expected signature {SIGNATURE!r} with inputs {INPUT!r} [and {CONTEXT!r}] "
+                         f"and output {OUTPUT!r}, got {signatures}")
     return interpreter
+
+
+def takes_context(interpreter: Interpreter) -> bool:
+    """True for a global-stage model (a second input `context`, computed per frame)."""
+    return CONTEXT in interpreter.get_signature_list()[SIGNATURE]["inputs"]
 
 
 def can_skip(interpreter: Interpreter) -> bool:
@@ -76,24 +107,102 @@ def check_image(interpreter: Interpreter, rgb: np.ndarray) -> None:
         raise ValueError(f"image {h}x{w}: expected even height and width (whole 2x2 CFA tiles)")
 
 
-def run(interpreter: Interpreter, rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB -> (H/2, W/2, 4) packed RGGB, model units; the input tensor is resized to the image."""
-    check_image(interpreter, rgb)
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    return runner(**{INPUT: rgb[None]})[OUTPUT][0]
-
-
-def run_skipping(interpreter: Interpreter, rgb: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Like `run`, through mask -> the nets the mask gives weight -> fuse; returns (bayer, the nets that ran)."""
-    check_image(interpreter, rgb)
+def _inputs(interpreter, rgb: np.ndarray, context: np.ndarray | None) -> dict:
     x = {INPUT: np.asarray(rgb, np.float32)[None]}
-    mask = interpreter.get_signature_runner(SKIP[MASK])(**x)[MASK]
-    needed = {OE: bool(np.any(mask != 0)), NOE: bool(np.any(mask != 1))}
-    branches = {name: interpreter.get_signature_runner(SKIP[name])(**x)[name] for name in (OE, NOE) if needed[name]}
-    ran, present = tuple(branches), next(iter(branches.values()))
-    for name in (OE, NOE):
-        branches.setdefault(name, np.zeros_like(present))  # weighted by 0 wherever it is used
+    if takes_context(interpreter):
+        if context is None:
+            context = frame_lib.context_window(frame_lib.frame_summary(rgb), 0, 0, *rgb.shape[:2])
+        x[CONTEXT] = np.asarray(context, np.float32)[None]
+    return x
+
+
+def run(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) RGB [+ (H, W, 8) context; default: the image is the whole frame] -> (H/2, W/2, 4) packed RGGB."""
+    check_image(interpreter, rgb)
+    return interpreter.get_signature_runner(SIGNATURE)(**_inputs(interpreter, rgb, context))[OUTPUT][0]
+
+
+def nets_needed(mask: np.ndarray) -> tuple[str, ...]:
+    """The nets the fusion gives weight somewhere in `mask`: ("oe", "noe"), ("oe",) or ("noe",)."""
+    return tuple(name for name, needed in ((OE, np.any(mask != 0)), (NOE, np.any(mask != 1))) if needed)
+
+
+def run_skipping(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None,
+                 region=(slice(None), slice(None))) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Like `run`, through mask -> the nets the mask gives weight in `region` (of the mask) -> fuse; (bayer, nets run).
+
+    `region` (rows, cols of the full-resolution tile) is the part of the output that is used; a
+    net the mask gives no weight there is skipped and fed as zeros to the fusion.
+    """
+    check_image(interpreter, rgb)
+    x = _inputs(interpreter, rgb, context)
+    mask = interpreter.get_signature_runner(SKIP[MASK])(**x)[MASK][0, ..., 0]
+    ran = nets_needed(mask[region])
+    if ran == (OE, NOE):
+        return interpreter.get_signature_runner(SIGNATURE)(**x)[OUTPUT][0], ran
+    (name,) = ran
+    present = interpreter.get_signature_runner(SKIP[name])(**x)[name]
+    branches = {OE: np.zeros_like(present), NOE: np.zeros_like(present), name: present}  # 0 is weighted by 0
     return interpreter.get_signature_runner(SKIP["fuse"])(**x, **branches)[OUTPUT][0], ran
+
+
+@dataclasses.dataclass
+class FrameRun:
+    """What `run_frame` did: tiles per axis, tile extent, and how many tiles ran each net."""
+
+    grid: tuple[int, int]
+    extent: tuple[int, int]
+    ran: dict
+
+    def line(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in self.ran.items() if n)
+        return f"{self.grid[0]}x{self.grid[1]} tiles of {self.extent[0]}x{self.extent[1]} ({counts})"
+
+
+def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, overlap: int = OVERLAP,
+              margin: int | None = None, align: int = ALIGN, skip: bool = True) -> tuple[np.ndarray, FrameRun]:
+    """A whole frame (H, W, 3) through a dynamic model by overlapping tiles, as `revisp_tf.inference.infer_tiled`.
+
+    The context (global-stage models) is the whole frame's, sliced per tile; tiles beyond the
+    frame are filled with the U-Net's pad value 1.0. With `skip` (dual models) each tile runs
+    only the nets its mask gives weight in the tile's blended output region.
+    """
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"image {h}x{w}: expected even height and width (whole 2x2 CFA tiles)")
+    if input_shape(interpreter) != (None, None) and max(h, w) > tile:
+        raise ValueError(f"image {h}x{w}: tiling needs a dynamic model (export --dynamic); this one is static")
+    margin = overlap // 8 * 2 if margin is None else margin
+    frame_lib.check_tiling(tile, overlap, margin, align)
+    ys, th = frame_lib.tile_starts(h, tile, overlap, align)
+    xs, tw = frame_lib.tile_starts(w, tile, overlap, align)
+    wy, wx = frame_lib.axis_weights(ys, th, margin), frame_lib.axis_weights(xs, tw, margin)
+    summary = frame_lib.frame_summary(rgb) if takes_context(interpreter) else None
+    skip = skip and can_skip(interpreter)
+    out = np.zeros((h // 2, w // 2, 4), np.float32)
+    ran = {"oe+noe": 0, "noe": 0, "oe": 0} if skip else {"reverse_isp": 0}
+    for i, y0 in enumerate(ys):
+        for j, x0 in enumerate(xs):
+            ph, pw = min(th, h - y0), min(tw, w - x0)
+            x = np.full((th, tw, 3), frame_lib.PAD_VALUE, np.float32)
+            x[:ph, :pw] = rgb[y0 : y0 + ph, x0 : x0 + pw]
+            context = None
+            if summary is not None:
+                context = np.full((th, tw, frame_lib.CONTEXT_CHANNELS), frame_lib.PAD_VALUE, np.float32)
+                context[:ph, :pw] = frame_lib.context_window(summary, y0, x0, ph, pw)
+            if skip:
+                rows = frame_lib.blended(wy[i], h // 2 - y0 // 2)
+                cols = frame_lib.blended(wx[j], w // 2 - x0 // 2)
+                region = (slice(2 * rows.start, 2 * rows.stop), slice(2 * cols.start, 2 * cols.stop))
+                pred, nets = run_skipping(interpreter, x, context, region)
+                ran["+".join(nets)] += 1
+            else:
+                pred = run(interpreter, x, context)
+                ran["reverse_isp"] += 1
+            py, px = y0 // 2, x0 // 2
+            weight = wy[i][: ph // 2, None, None] * wx[j][None, : pw // 2, None]
+            out[py : py + ph // 2, px : px + pw // 2] += weight * pred[: ph // 2, : pw // 2]
+    return out, FrameRun((len(ys), len(xs)), (th, tw), ran)
 
 
 def save_npy(path: Path, bayer: np.ndarray) -> None:
@@ -113,6 +222,10 @@ def main(argv=None) -> int:
     p.add_argument("--num-threads", type=int, default=4)
     p.add_argument("--normaliser", type=float, help="write uint16 round(units * normaliser) instead of float32")
     p.add_argument("--no-skip", action="store_true", help="run reverse_isp (both nets) even where the mask allows skipping")
+    p.add_argument("--tile", type=int, default=TILE, help="largest tile side (px) for images larger than it (dynamic models)")
+    p.add_argument("--overlap", type=int, default=OVERLAP, help="least overlap of neighbouring tiles (px)")
+    p.add_argument("--margin", type=int, default=None, help="px at each inner tile edge with weight 0 [overlap/4]")
+    p.add_argument("--align", type=int, default=ALIGN, help="tile starts' multiple: 2**depth of the U-Net [16]")
     args = p.parse_args(argv)
     try:
         interpreter = load(args.model, args.num_threads)
@@ -121,13 +234,19 @@ def main(argv=None) -> int:
         for path in args.images:
             rgb = read_rgb(path)
             start = time.perf_counter()
-            bayer, ran = run_skipping(interpreter, rgb) if skip else (run(interpreter, rgb), None)
+            static = input_shape(interpreter) != (None, None)
+            if static or max(rgb.shape[:2]) <= args.tile:
+                bayer, ran = run_skipping(interpreter, rgb) if skip else (run(interpreter, rgb), None)
+                how = "" if ran is None else f" (ran {' and '.join(ran)})"
+            else:
+                bayer, plan = run_frame(interpreter, rgb, tile=args.tile, overlap=args.overlap, margin=args.margin,
+                                        align=args.align, skip=skip)
+                how = f" ({plan.line()})"
             ms = 1000 * (time.perf_counter() - start)
             if args.normaliser:
                 bayer = np.clip(np.round(bayer.astype(np.float64) * args.normaliser), 0, 65535).astype(np.uint16)
             save_npy(args.out / f"{path.stem}.npy", bayer)
-            nets = "" if ran is None else f" (ran {' and '.join(ran)})"
-            print(f"{path.name}: {rgb.shape[0]}x{rgb.shape[1]} -> {bayer.shape} {bayer.dtype} in {ms:.0f} ms{nets}")
+            print(f"{path.name}: {rgb.shape[0]}x{rgb.shape[1]} -> {bayer.shape} {bayer.dtype} in {ms:.0f} ms{how}")
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ export` does, and the tests compare LiteRT with the *trained* model. Small rando
 `mobile/benchmark_litert.py --export-width 64` exports and checks the paper's width.
 """
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -197,6 +199,7 @@ def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path, capsys
 
     spec = importlib.util.spec_from_file_location("run_litert", REPO / "mobile" / "run_litert.py")
     runner = importlib.util.module_from_spec(spec)
+    sys.modules["run_litert"] = runner  # dataclasses look their module up there
     spec.loader.exec_module(runner)
     model, report = dual_dynamic
     rgb16 = np.round(generated_frame(96, 160, seed=7) * 65535).astype(np.uint16)
