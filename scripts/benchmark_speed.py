@@ -37,7 +37,10 @@ ways below timed alternately, each the median of --repeats runs after a warm-up 
   (a) the authors' way: both U-Nets on each of the 48 non-overlapping 504 px patches, no
       skipping, fp32 (this project's Keras model, as trained: no savings; batch 1 per patch);
   (b) revisp_tf.inference.TiledInference on the inference form (sub-pixel up convs, folded
-      BatchNorm) with OE skipping, tile --tile, overlap --overlap;
+      BatchNorm) with OE skipping, tile --frame-tile (default 768), overlap --overlap; and the same at
+      infer's default tile 512 (row b512). Tiles overlap, so tiled inference runs more U-Net pixels
+      than (a) (the report gives how many); at overlap 64 tile 768 needs the fewest on this frame
+      (0.71 of (a)'s with skipping, against 0.77 at 512, whose 4032 px axis takes 9 tiles of 512);
   (c) each saving alone: skipping on the trained model; sub-pixel only; folding only;
   and the references: tiled with no saving, and the inference form running both nets on every
   tile ("always both", the output (b) must equal), and (b) compiled with XLA; --frame-rows picks.
@@ -378,16 +381,18 @@ def authors_way(model):
     return run, lambda rgb: fn(unstitch(rgb)[0][None])
 
 
-# --frame rows: key -> (label, how the model is prepared, skip the OE net, XLA); "a" is the authors' way.
+# --frame rows: key -> (label, how the model is prepared, skip the OE net, XLA, tile or None for
+# --frame-tile); "a" is the authors' way.
 FRAME_ROWS = {
-    "a": ("(a) authors' way", None, None, None),
-    "b": ("(b) every saving", dict(), True, False),
-    "skip": ("(c) skipping only", None, True, False),
-    "subpixel": ("(c) sub-pixel only", dict(fold_batchnorm_layers=False), False, False),
-    "fold": ("(c) folding only", dict(subpixel=False), False, False),
-    "tiled": ("tiled, no saving", None, False, False),
-    "both": ("always both (b, no skipping)", dict(), False, False),
-    "xla": ("(b) + XLA", dict(), True, True),
+    "a": ("(a) authors' way", None, None, None, None),
+    "b": ("(b) every saving", dict(), True, False, None),
+    "b512": ("(b) at tile 512 (infer's default)", dict(), True, False, 512),
+    "skip": ("(c) skipping only", None, True, False, None),
+    "subpixel": ("(c) sub-pixel only", dict(fold_batchnorm_layers=False), False, False, None),
+    "fold": ("(c) folding only", dict(subpixel=False), False, False, None),
+    "tiled": ("tiled, no saving", None, False, False, None),
+    "both": ("always both (b, no skipping)", dict(), False, False, None),
+    "xla": ("(b) + XLA", dict(), True, True, None),
 }
 
 
@@ -399,17 +404,19 @@ def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, re
     rgb, what = frame_rgb(scene)
     model = randomised_dual(base, depth)
     form = inference_form(model)
-    plan = TiledInference(form).plan(rgb, tile, overlap)
+    plans = {t: TiledInference(form).plan(rgb, t, overlap) for t in {tile, 512}}
+    plan = plans[tile]
     runs, warm = {}, {}
     for key in rows:
-        label, options, skip, xla = FRAME_ROWS[key]
+        label, options, skip, xla, row_tile = FRAME_ROWS[key]
         if key == "a":
             runs[key], warm[key] = authors_way(model)
             continue
         runner = TiledInference(model if options is None else inference_form(model, **options), skip_oe=skip,
                                 jit_compile=xla)
-        runs[key] = lambda rgb, r=runner: r(rgb, tile, overlap)
-        warm[key] = lambda rgb, r=runner: r.warm_up(plan.th, plan.tw)
+        t = row_tile or tile
+        runs[key] = lambda rgb, r=runner, t=t: r(rgb, t, overlap)
+        warm[key] = lambda rgb, r=runner, t=t: r.warm_up(plans[t].th, plans[t].tw)
     for key in rows:
         warm[key](rgb)
     times = {key: [] for key in rows}
@@ -421,15 +428,14 @@ def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, re
             outputs[key] = run(rgb)
             times[key].append(time.perf_counter() - start)
             cpu[key].append(time.process_time() - start_cpu)
-        print("  " + ", ".join(f"{key} {t[-1]:.0f} s ({cpu[key][-1]:.0f} s CPU)" for key, t in times.items()), flush=True)
+        print("  " + ", ".join(f"{key} {t[-1]:.0f} s ({cpu[key][-1]:.0f} s CPU)" for key, t in times.items())
+              + f"; load {os.getloadavg()[0]:.1f}", flush=True)
     diff = lambda k, ref: float(np.abs(outputs[k] - outputs[ref]).max()) if {k, ref} <= set(outputs) else None  # noqa: E731
     return {
         "what": what,
         "seconds": {FRAME_ROWS[key][0]: statistics.median(t) for key, t in times.items()},
         "cpu_seconds": {FRAME_ROWS[key][0]: statistics.median(t) for key, t in cpu.items()},
-        "tiles": plan.tiles,
-        "oe_tiles": plan.tiles - plan.count("noe"),
-        "tile_shape": (plan.th, plan.tw),
+        "plans": {t: (p.tiles, p.tiles - p.count("noe"), (p.th, p.tw)) for t, p in sorted(plans.items())},
         "flops_512": (conv_flops(model, 512, 512), conv_flops(form, 512, 512)),
         "max_diff_always_both": diff("b", "both"),
         "max_diff_xla": diff("xla", "b"),
@@ -439,15 +445,17 @@ def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, re
 
 def frame_report(args) -> None:
     """Prints the --frame comparison (run in a fresh process)."""
-    print(f"\nfull frame, dual at base {args.base_filters} depth {args.depth}, tile {args.tile} overlap "
+    print(f"\nfull frame, dual at base {args.base_filters} depth {args.depth}, tile {args.frame_tile} overlap "
           f"{args.overlap}, median of {args.repeats} ...", flush=True)
-    r, peak = isolated(frame_savings, args.base_filters, args.depth, args.frame_scene, args.tile, args.overlap,
+    r, peak = isolated(frame_savings, args.base_filters, args.depth, args.frame_scene, args.frame_tile, args.overlap,
                        args.repeats, args.frame_rows)
     sec, cpu = r["seconds"], r["cpu_seconds"]
     authors, authors_cpu = sec.get(FRAME_ROWS["a"][0]), cpu.get(FRAME_ROWS["a"][0])
     print(f"frame: {r['what']}")
-    print(f"tiles: {r['tiles']} of {r['tile_shape'][0]}x{r['tile_shape'][1]}; ran the OE net on {r['oe_tiles']} "
-          f"({r['oe_tiles'] / r['tiles']:.0%}); (a) runs 48 patches x 2 nets")
+    for t, (tiles, oe_tiles, (th, tw)) in r["plans"].items():
+        work = (tiles + oe_tiles) * th * tw / (2 * 48 * 512 * 512)
+        print(f"tile {t}: {tiles} tiles of {th}x{tw}; ran the OE net on {oe_tiles} ({oe_tiles / tiles:.0%}); "
+              f"U-Net pixels {work:.3f} of (a)'s (48 patches padded to 512, x 2 nets)")
     original, form = r["flops_512"]
     print(f"conv FLOPs per 512x512 pass: trained model {original / 1e9:.1f} G, inference form {form / 1e9:.1f} G "
           f"({original / form:.2f}x fewer)")
@@ -585,7 +593,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-input", action="store_true")
     parser.add_argument("--frame", action="store_true", help="run only the full-frame savings comparison (see above)")
     parser.add_argument("--frame-scene", default="78", help="--frame: the S7 scene stitched (78: 7.5 %% overexposed)")
-    parser.add_argument("--frame-rows", default="a,b,skip,subpixel,fold,tiled,both,xla",
+    parser.add_argument("--frame-tile", type=int, default=768,
+                        help="--frame: tile of the tiled rows (768 px at overlap 64 tiles the 12 MP frame with the "
+                             "fewest U-Net pixels; infer's default 512 is row b512)")
+    parser.add_argument("--frame-rows", default="a,b,b512,skip,subpixel,fold,tiled,both,xla",
                         help=f"--frame: which rows, from {','.join(FRAME_ROWS)}")
     parser.add_argument(
         "--quick", action="store_true",
