@@ -199,7 +199,7 @@ def _alignment_summary(a: dict | None) -> str | None:
     h, w = a["rgb_shape"]
     return (
         f"{a['rgb']} ({w}x{h}, EXIF orientation {a['rgb_exif_orientation']}) aligned: scale {m['scale']:.4f}, "
-        f"rotation {m['rotation_deg']:.2f} deg, k1 {m['k1']:.4f}, k2 {m['k2']:.4f}; residual {r['median']:.2f} px median, "
+        f"rotation {m['rotation_deg']:.2f} deg, k1 {m['k1']:.4f}, k2 {m['k2']:.4f}, k_r {m.get('k_r', 0.0):.4f}; residual {r['median']:.2f} px median, "
         f"{r['p90']:.2f} px 90th percentile over {r['tiles']} tiles; {a['overlap']:.0%} of the RAW frame kept"
     )
 

@@ -29,11 +29,12 @@ SHAPE = (392, 520)  # RGGB mosaic of the generated RAW
 
 
 def ref_map(params, center, norm, p):
-    """The map formula in NumPy: A @ [c + (p - c)(1 + k1 r^2 + k2 r^4), 1], r = |p - c| / norm."""
+    """The map formula in NumPy: A @ [c + (p - c)(1 + k1 r^2 + k2 r^4 + k_r r), 1], r = |p - c| / norm."""
     a, k1, k2 = np.asarray(params[:6]).reshape(2, 3), params[6], params[7]
+    k_r = params[8] if len(params) > 8 else 0.0
     v = p - np.asarray(center)
-    r2 = (v**2).sum(-1, keepdims=True) / norm**2
-    d = np.asarray(center) + v * (1 + k1 * r2 + k2 * r2**2)
+    r = np.sqrt((v**2).sum(-1, keepdims=True)) / norm
+    d = np.asarray(center) + v * (1 + k1 * r**2 + k2 * r**4 + k_r * r)
     return d @ a[:, :2].T + a[:, 2]
 
 
@@ -72,7 +73,7 @@ def scene(tmp_path_factory):
 
 def fitted_error(meta_map, truth, out):
     """RAW px between the fitted and the known map, on a 4 px grid where the known map lands inside the JPEG."""
-    params = np.r_[np.ravel(meta_map["A"]), meta_map["k1"], meta_map["k2"]]
+    params = np.r_[np.ravel(meta_map["A"]), meta_map["k1"], meta_map["k2"], meta_map["k_r"]]
     ys, xs = np.mgrid[0 : SHAPE[0] : 4, 0 : SHAPE[1] : 4]
     p = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64)
     q = ref_map(truth.params(), truth.center, truth.norm, p)
@@ -96,7 +97,7 @@ def test_orientation_matches_pillow_for_all_eight_tags():
 
 def test_map_formula_inverse_and_json():
     m, _ = known_map(0.8, 0.7, -0.02, 0)
-    m = align.CameraMap(m.affine, (-0.02, 0.01), m.center, m.norm)
+    m = align.CameraMap(m.affine, (-0.02, 0.01, 0.015), m.center, m.norm)
     p = np.array([[0.0, 0.0], [519.0, 391.0], [100.5, 250.25]])
     np.testing.assert_allclose(m(p), ref_map(m.params(), m.center, m.norm, p), atol=1e-12)
     np.testing.assert_allclose(m.inverse(m(p)), p, atol=1e-6)

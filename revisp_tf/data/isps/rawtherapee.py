@@ -19,6 +19,7 @@ keeps its RGGB phase; the mosaic itself is never resampled.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -110,10 +111,95 @@ def pp3_text(sections: dict[str, dict[str, str]]) -> str:
     return "\n".join(f"[{s}]\n" + "".join(f"{k}={v}\n" for k, v in keys.items()) for s, keys in sections.items())
 
 
-def rawtherapee_command(dng: Path, out: Path, profile: Path | None, pins: Path) -> list[str]:
-    """rawtherapee-cli command rendering `dng` to the 8-bit PNG `out`: neutral, then `profile`, then `pins`."""
+def rawtherapee_command(dng: Path, out: Path, profile: Path | None, pins: Path, jpeg_quality: int | None = None) -> list[str]:
+    """rawtherapee-cli command rendering `dng` to `out`: neutral, then `profile`, then `pins`.
+
+    `out` is an 8-bit PNG, or a JPEG of `jpeg_quality` (RawTherapee's own encoder, 4:2:2) if one is given.
+    """
     profiles = ([] if profile is None else ["-p", str(profile)]) + ["-p", str(pins)]
-    return [rawtherapee_cli(), "-q", "-o", str(out), "-n", "-b8", "-Y", *profiles, "-c", str(dng)]
+    fmt = ["-n", "-b8"] if jpeg_quality is None else [f"-j{int(jpeg_quality)}"]
+    return [rawtherapee_cli(), "-q", "-o", str(out), *fmt, "-Y", *profiles, "-c", str(dng)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """RawTherapee's own geometry tools, as a camera's JPEG would have them, and the exact map they make.
+
+    The map was read in RawTherapee's source (rtengine/iptransform.cc `transformGeneral`,
+    ipresize.cc `Lanczos`) and confirmed on 5.9 renders of a real DNG (docs/alignment.md: each tool
+    alone and all four together, the render without geometry resampled by this map matches the one
+    with it to 0.05 px median per 96 px tile; the other sign of the rotation or distortion is 15-26 px
+    off, the exact size ratio instead of the Scale 0.12 px). For an output pixel q = (x, y):
+    1. [Resize] (applies to the cropped area): c = (q + 0.5) / scale - 0.5; the output has
+       round(crop side * scale) pixels (halves up);
+    2. [Crop]: t = c + (X, Y), in the transformed image, which has the image's size;
+    3. [Rotation] and [Distortion], about the image centre m = (W/2 - 0.5, H/2 - 0.5):
+       D = R(degree) (t - m), with R = [[cos, -sin], [sin, cos]] in (x, y) = (column, row);
+       s = 1 - amount + amount |D| / R_max, R_max = half the image diagonal; source = m + s D;
+    all in the coordinates of RawTherapee's image before any geometry (the render without it).
+    [Common Properties for Transformations] AutoFill is off (it would add a scale found by
+    bisection), so `inside_crop` keeps the crop where the source is inside the image.
+
+    Args:
+      crop: (X, Y, W, H) of [Crop], in the transformed image's pixels.
+      scale: [Resize] Scale (1: no resize).
+      rotation_deg: [Rotation] Degree.
+      distortion: [Distortion] Amount.
+    """
+
+    crop: tuple[int, int, int, int]
+    scale: float = 1.0
+    rotation_deg: float = 0.0
+    distortion: float = 0.0
+
+    def sections(self) -> dict[str, dict[str, str]]:
+        """The .pp3 sections that make this geometry (applied after GEOMETRY_PINS)."""
+        x, y, w, h = self.crop
+        return {
+            "Crop": {"Enabled": "true", "X": str(x), "Y": str(y), "W": str(w), "H": str(h), "FixedRatio": "false"},
+            "Resize": {
+                "Enabled": "true" if self.scale != 1.0 else "false",
+                "Scale": repr(float(self.scale)),
+                "AppliesTo": "Cropped area",
+                "Method": "Lanczos",
+                "DataSpecified": "0",
+                "AllowUpscaling": "false",
+            },
+            "Rotation": {"Degree": repr(float(self.rotation_deg))},
+            "Distortion": {"Amount": repr(float(self.distortion))},
+            "Common Properties for Transformations": {"AutoFill": "false"},
+        }
+
+    def output_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the render."""
+        return tuple(int(np.floor(n * self.scale + 0.5)) for n in (self.crop[3], self.crop[2]))
+
+    def source(self, q: np.ndarray, image_shape) -> np.ndarray:
+        """(n, 2) output pixels (x, y) -> where they come from in the image before geometry, (x, y)."""
+        h, w = image_shape
+        mid = np.array([w / 2 - 0.5, h / 2 - 0.5])
+        t = (np.asarray(q, np.float64) + 0.5) / self.scale - 0.5 + np.asarray(self.crop[:2], np.float64) - mid
+        a = np.radians(self.rotation_deg)
+        d = t @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]).T
+        s = 1.0 - self.distortion + self.distortion * np.linalg.norm(d, axis=-1, keepdims=True) / (np.hypot(w, h) / 2)
+        return mid + s * d
+
+
+def inside_crop(image_shape, scale=1.0, rotation_deg=0.0, distortion=0.0, offset=(3, -2), border=2) -> Geometry:
+    """The geometry with the largest crop, shifted by `offset` (x, y) off centre, whose every pixel comes from `border` px inside the image."""
+    h, w = image_shape
+    for margin in range(max(abs(offset[0]), abs(offset[1])) + 2, min(h, w) // 3, 2):
+        crop = (margin + offset[0], margin + offset[1], w - 2 * margin, h - 2 * margin)
+        g = Geometry(crop, scale, rotation_deg, distortion)
+        oh, ow = g.output_shape()
+        edge = np.concatenate(
+            [np.stack([np.arange(ow), np.full(ow, y)], -1) for y in (0, oh - 1)]
+            + [np.stack([np.full(oh, x), np.arange(oh)], -1) for x in (0, ow - 1)]
+        ).astype(np.float64)
+        src = g.source(edge, image_shape)
+        if np.all((src >= border) & (src <= np.array([w - 1 - border, h - 1 - border]))):
+            return g
+    raise ValueError(f"no crop of a {h}x{w} image keeps the geometry inside it")
 
 
 def place_render(frame: RawFrame, rgb: np.ndarray) -> Render:
@@ -156,12 +242,25 @@ class RawTherapee:
     def render_rgb(self, frame: RawFrame) -> np.ndarray:
         """RawTherapee's uint8 render as it comes, before it is placed on the mosaic."""
         with tempfile.TemporaryDirectory(prefix="revisp_rawtherapee_") as tmp:
+            return read_render(frame, "rawtherapee-cli", self.render_file(frame, Path(tmp) / "render.png"))
+
+    def render_file(self, frame: RawFrame, out: Path, geometry: Geometry | None = None, jpeg_quality: int | None = None) -> Path:
+        """Writes RawTherapee's render of `frame` to `out` (PNG, or JPEG of `jpeg_quality`), with `geometry` if given.
+
+        Without a geometry every tool that moves pixels is pinned off (GEOMETRY_PINS); with one, its
+        sections follow the pins (a camera-like JPEG of known geometry: `Geometry.source`).
+        """
+        with tempfile.TemporaryDirectory(prefix="revisp_rawtherapee_") as tmp:
             work = Path(tmp)
-            dng, out, pins = write_frame_dng(frame, work / "frame.dng"), work / "render.png", work / "pins.pp3"
-            pins.write_text(pp3_text(GEOMETRY_PINS))
+            dng, render, pins = write_frame_dng(frame, work / "frame.dng"), work / Path(out).name, work / "pins.pp3"
+            pins.write_text(pp3_text({**GEOMETRY_PINS, **({} if geometry is None else geometry.sections())}))
             env = {**os.environ, "RT_SETTINGS": str(work / "settings"), "RT_CACHE": str(work / "cache")}
-            run_tool(frame, "rawtherapee-cli", rawtherapee_command(dng, out, self.profile_path, pins), _TIMEOUT_S, env)
-            return read_render(frame, "rawtherapee-cli", out)
+            cmd = rawtherapee_command(dng, render, self.profile_path, pins, jpeg_quality)
+            run_tool(frame, "rawtherapee-cli", cmd, _TIMEOUT_S, env)
+            if not render.is_file():
+                raise RawReadError(f"{frame.source}: rawtherapee-cli exited without writing a render")
+            shutil.move(str(render), str(out))  # the finished file, or nothing
+        return Path(out)
 
     def settings(self) -> dict:
         path = self.profile_path
