@@ -7,9 +7,12 @@ people (bilinear demosaic, gray-world white balance, gamma). Every file is writt
 temporary name and renamed, so a failure never leaves a partial output.
 
 Memory: an image is decoded once, as its 8- or 16-bit samples, and goes through the model tile
-by tile (`revisp_tf.inference.TiledInference`). `npy` output is written row band by row band as
-the tiles finish, so memory beyond the input does not grow with the image; `dng` and `png` hold
-the float32 result (H/2 x W/2 x 4) before writing it.
+by tile (`revisp_tf.inference.TiledInference`). Every format is written row band by row band as
+the tiles finish, so memory beyond the input does not grow with the image: `npy` and `dng`
+straight into the file (`dng`'s fitted colour tags at the end, `io.dng.write_dng_bands`); `png`,
+whose gray-world white balance needs the whole frame, through a scratch file of the bands
+beside the output, read back in row blocks and encoded as it goes (`io.images.write_png_rows`).
+Long frames show progress: tiles done / total.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
 from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches
 from revisp_tf.io import write_dng, write_rgb
-from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples
-from revisp_tf.isp.process import visualize_raw
+from revisp_tf.io.dng import write_dng_bands
+from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples, scratch_file, write_png_rows
+from revisp_tf.isp.process import gray_world_gains, visualize_raw
 from revisp_tf.isp.sensor import SensorSpec
 
 FORMATS = ("npy", "dng", "png")
 _ROWS_PER_WRITE = 16
+_PNG_BLOCK_ROWS = 64  # packed rows visualised at a time
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -67,6 +73,45 @@ def write_npy_bands(path: Path, shape: tuple[int, int, int], bands, sensor: Sens
         if written != shape[0]:
             raise RuntimeError(f"{path}: {written} of {shape[0]} rows were produced")
     return path
+
+
+def write_png_bands(path: Path, shape: tuple[int, int, int], bands) -> Path:
+    """The PNG of `visualize_raw` (gray-world white balance) of a packed frame given as (first row, rows) bands.
+
+    The bands go to a scratch float32 file beside `path` as they come while the channel sums add
+    up (the gray world needs the whole frame); the frame is then read back in blocks of packed
+    rows, each with one row more on either side so that the demosaic sees what it would in the
+    whole frame, visualised with the frame's gains and encoded as it goes.
+    """
+    h, w, _ = shape
+    row_bytes = w * 4 * 4
+    sums = np.zeros(4, np.float64)
+    with scratch_file(path.with_suffix(".f32")) as scratch:
+        with open(scratch, "wb") as f:
+            written = 0
+            for y0, rows in bands:
+                if y0 != written:
+                    raise RuntimeError(f"{path}: rows {y0}.. arrived after {written} rows; expected them in order")
+                rows = np.asarray(rows, np.float32)
+                f.write(rows.tobytes())
+                sums += rows.sum(axis=(0, 1), dtype=np.float64)
+                written += len(rows)
+        if written != h:
+            raise RuntimeError(f"{path}: {written} of {h} rows were produced")
+        # The frame's gray-world gains, by visualize_raw's own rule, from its channel means.
+        gains = gray_world_gains(tf.constant((sums / (h * w)).reshape(1, 1, 1, 4), tf.float32)).numpy()[0]
+
+        def blocks():
+            with open(scratch, "rb") as f:
+                for a in range(0, h, _PNG_BLOCK_ROWS):
+                    b = min(a + _PNG_BLOCK_ROWS, h)
+                    lo, hi = max(a - 1, 0), min(b + 1, h)
+                    f.seek(lo * row_bytes)
+                    units = np.fromfile(f, np.float32, (hi - lo) * w * 4).reshape(hi - lo, w, 4)
+                    rgb = visualize_raw(units, wb_gains=(gains[0], gains[2]))[2 * (a - lo) : 2 * (b - lo)]
+                    yield np.round(np.asarray(rgb) * 255.0).astype(np.uint8)  # as write_rgb rounds
+
+        return write_png_rows(path, 2 * h, 2 * w, blocks())
 
 
 def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec, rgb=None) -> Path:
@@ -129,10 +174,13 @@ def reconstruct_files(
         rgb = stitch_patches(files) if stitch else read_rgb_samples(files[0])
         check_even(rgb, files[0] if not stitch else f"scene {name}")
         options = dict(batch_size=batch_size, context=frame_context_of(model, rgb), progress=progress)
+        bands = runner.bands(rgb, tile, overlap, **options)
+        shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
+        target = (out / name).with_suffix(f".{fmt}")
         if fmt == "npy":
-            bands = runner.bands(rgb, tile, overlap, **options)
-            shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
-            written.append(write_npy_bands((out / name).with_suffix(".npy"), shape, bands, sensor))
+            written.append(write_npy_bands(target, shape, bands, sensor))
+        elif fmt == "dng":
+            written.append(write_dng_bands(target, shape, bands, sensor, rgb=rgb))
         else:
-            written.append(write_output(runner(rgb, tile, overlap, **options), out / name, fmt, sensor, rgb=rgb))
+            written.append(write_png_bands(target, shape, bands))
     return written

@@ -126,3 +126,25 @@ def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
     rgb = rgb8.astype(np.float32) / 255
     want = SAMSUNG_S7.to_stored(infer_tiled(model, rgb, tile=64, overlap=16, context=frame_context(rgb)))
     np.testing.assert_array_equal(np.load(out), want)
+
+
+def test_png_and_dng_are_written_band_by_band_and_equal_the_whole_frame_writers(tmp_path, monkeypatch):
+    from revisp_tf import reconstruct
+    from revisp_tf.io import read_rgb, write_dng
+    from revisp_tf.isp.process import visualize_raw
+
+    monkeypatch.setattr(reconstruct, "_PNG_BLOCK_ROWS", 5)  # many blocks: their demosaic borders must not show
+    rng = np.random.default_rng(5)
+    packed = (0.05 + 0.9 * rng.random((23, 17, 4))).astype(np.float32)
+    packed[..., 0] *= 0.5  # a colour cast for the gray world to remove
+    bands = lambda: ((y, packed[y : y + 4]) for y in range(0, 23, 4))  # noqa: E731
+    png = reconstruct.write_png_bands(tmp_path / "x.png", packed.shape, bands())
+    want = np.round(np.asarray(visualize_raw(packed)) * 255)  # the whole frame at once
+    got = read_rgb(png) * 255
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1  # gains summed in float64 vs float32: at most 1
+    assert np.mean(got == want) > 0.999
+    rgb = (rng.random((46, 34, 3)) * 220).astype(np.uint8)
+    dng = reconstruct.write_dng_bands(tmp_path / "x.dng", packed.shape, bands(), SAMSUNG_S7, rgb=rgb)
+    whole = write_dng(tmp_path / "whole.dng", packed, SAMSUNG_S7, rgb=rgb)
+    assert dng.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.dng", "x.dng", "x.png"]

@@ -17,6 +17,11 @@ into colours; an editor opening the file applies them at its defaults:
 camera space the model's RAW is in. Without it, the caller gives them (a real camera's) or
 they default to XYZ -> linear sRGB and (1, 1, 1): right only for RAW whose "camera" space is
 white-balanced linear sRGB. LibRaw refuses mosaics under 22 pixels a side.
+
+`write_dng_bands` writes the same file from row bands as they are produced (`revisp-tf infer`
+on a large frame): the TIFF is created at its full size, each band's mosaic rows go into it as
+they come, and the fitted colour is written into its tags at the end; nothing frame-sized is
+held but the input image the colour is fitted to.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from absl import logging
 from revisp_tf.io.images import atomic_write
 from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
 from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern, crop_to_pattern, pattern_colors, unpack
-from revisp_tf.isp.color_fit import XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour
+from revisp_tf.isp.color_fit import _MAX_TILES, XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour
 from revisp_tf.isp.sensor import SensorSpec
 
 _D65 = 21  # EXIF LightSource code of CalibrationIlluminant1.
+_ROWS_PER_WRITE = 16  # packed rows converted and written at a time by write_dng_bands
 _MATRIX_DENOMINATOR = 10_000
 _NEUTRAL_DENOMINATOR = 1_000_000
 # TIFF field types.
@@ -87,11 +93,47 @@ def _color_matrix(color_matrix) -> list[int]:
     return [v for x in m.ravel() for v in (round(x * _MATRIX_DENOMINATOR), _MATRIX_DENOMINATOR)]
 
 
+def fit_stride(h: int, w: int) -> int:
+    """Every how many tile rows and columns the colour fit of an (h, w, 4) packed frame reads (as `color_fit` thins)."""
+    return max(1, int(np.ceil(np.sqrt(h * w / _MAX_TILES))))
+
+
+class _FitSamples:
+    """The tiles of a packed frame that its colour fit reads (every `fit_stride`-th row and column), gathered as rows pass."""
+
+    def __init__(self, shape: tuple[int, int, int], sensor, rgb):
+        h, w = shape[:2]
+        self.stride = fit_stride(h, w)
+        self.sensor, self.rgb, self.h, self.w = sensor, rgb, h, w
+        self.rows = []
+
+    def add(self, y0: int, units: np.ndarray) -> None:
+        first = -y0 % self.stride  # the first row of this block on the thinned grid
+        self.rows.append(np.asarray(units[first :: self.stride, :: self.stride], np.float32))
+
+    def fit(self) -> CameraColour:
+        """The colour fit on the gathered tiles, on the values the DNG stores (0 at black, 1 at white)."""
+        stored, black, white = _stored_mosaic(np.concatenate(self.rows), self.sensor)
+        camera = np.clip((stored.astype(np.float64) - black) / (white - black), 0.0, 1.0)
+        s, rgb = self.stride, np.asarray(self.rgb)
+        if rgb.shape[:2] != (2 * self.h, 2 * self.w):
+            raise ValueError(f"rgb: expected shape {(2 * self.h, 2 * self.w, 3)} for a packed bayer of "
+                             f"shape {(self.h, self.w, 4)}, got {rgb.shape}")
+        tiles = rgb.reshape(self.h, 2, self.w, 2, -1)[::s, :, ::s]
+        return fit_camera_colour(camera, tiles.reshape(2 * tiles.shape[0], 2 * tiles.shape[2], -1))
+
+
 def fitted_colour(packed_rggb_units, sensor, rgb) -> CameraColour:
-    """The colour fit of a packed RGGB reconstruction, on the values the DNG stores (0 at black, 1 at white)."""
-    stored, black, white = _stored_mosaic(packed_rggb_units, sensor)
-    camera = np.clip((stored.astype(np.float64) - black) / (white - black), 0.0, 1.0)
-    return fit_camera_colour(camera, rgb)
+    """The colour fit of a packed RGGB reconstruction, on the values the DNG stores (0 at black, 1 at white).
+
+    It reads every `fit_stride`-th tile row and column, as `color_fit` thins a large image, and
+    converts only those (a 100 MP frame costs a few MB). Given the thinned tiles, the fit counts
+    its usable share among them, not among the whole frame's tiles.
+    """
+    units = np.asarray(packed_rggb_units)
+    samples = _FitSamples(units.shape, sensor, rgb)
+    samples.add(0, units)
+    return samples.fit()
 
 
 def _tag_colour(colour: CameraColour) -> tuple[np.ndarray, np.ndarray]:
@@ -168,3 +210,66 @@ def write_dng(
     with atomic_write(path) as tmp:
         tifffile.imwrite(tmp, stored, photometric=32803, metadata=None, extratags=tags)
     return path
+
+
+def write_dng_bands(
+    path,
+    shape: tuple[int, int, int],
+    bands,
+    sensor: SensorSpec | tuple[float, float],
+    *,
+    wb_gains=None,
+    color_matrix=None,
+    rgb=None,
+    camera_model: str = "revisp-tf",
+) -> Path:
+    """`write_dng` (canonical RGGB) of a packed (h, w, 4) frame given as (first row, rows) bands, top to bottom.
+
+    The file is created at its full size, each band's mosaic rows are written into it as the band
+    comes, and with `rgb` the colour fitted to the rows (`fitted_colour`, its tiles gathered as
+    they pass) goes into ColorMatrix1 and AsShotNeutral at the end, in place; then the file is
+    renamed to `path`. Equal to `write_dng(path, frame, sensor, ...)` of the whole frame.
+    """
+    path = Path(path)
+    h, w, c = shape
+    if c != 4 or h < 1 or w < 1:
+        raise ValueError(f"{path}: expected a packed bayer shape (h, w, 4), got {shape}")
+    if rgb is not None and (wb_gains is not None or color_matrix is not None):
+        raise ValueError("rgb: the colour is fitted to it; give either rgb or wb_gains/color_matrix, not both")
+    _, black, white = _stored_mosaic(np.zeros((1, 1, 4), np.float32), sensor)
+    samples = _FitSamples(shape, sensor, rgb) if rgb is not None else None
+    tags = dng_tags(CANONICAL_CFA, black, white, wb_gains, color_matrix, camera_model)
+    with atomic_write(path) as tmp:
+        tifffile.imwrite(tmp, shape=(2 * h, 2 * w), dtype=np.uint16, photometric=32803, metadata=None, extratags=tags)
+        with tifffile.TiffFile(tmp) as tif:
+            page = tif.pages[0]
+            if not page.is_contiguous:
+                raise RuntimeError(f"{path}: tifffile did not lay the mosaic out in one piece")
+            offset = page.dataoffsets[0]
+        written = 0
+        with open(tmp, "r+b") as f:
+            f.seek(offset)
+            for y0, rows in bands:
+                if y0 != written:
+                    raise RuntimeError(f"{path}: rows {y0}.. arrived after {written} rows; expected them in order")
+                for k in range(0, len(rows), _ROWS_PER_WRITE):  # small conversion temporaries, whatever the width
+                    x, _ = as_float_tensor(rows[k : k + _ROWS_PER_WRITE], "packed_rggb_units")  # as write_dng checks
+                    if tuple(x.shape[2:]) != (w, 4):
+                        raise ValueError(f"{path}: rows of shape {tuple(x.shape[2:])}; expected {(w, 4)}")
+                    stored, _, _ = _stored_mosaic(unpack(x[0]).numpy()[..., 0], sensor)
+                    f.write(stored.astype("<u2").tobytes())
+                    if samples is not None:
+                        samples.add(y0 + k, x[0].numpy())
+                written += len(rows)
+        if written != h:
+            raise RuntimeError(f"{path}: {written} of {h} rows were produced")
+        if samples is not None:
+            colour = samples.fit()
+            if colour.tiles == 0:
+                logging.warning("%s: too few mid-tone pixels for a colour fit; the prior camera's matrix is written", path)
+            gains, matrix = _tag_colour(colour)
+            with tifffile.TiffFile(tmp, mode="r+") as tif:
+                tif.pages[0].tags[50721].overwrite(_color_matrix(matrix))  # same size: rewritten in place
+                tif.pages[0].tags[50728].overwrite(_as_shot_neutral(gains))
+    return path
+

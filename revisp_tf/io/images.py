@@ -30,9 +30,11 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import sys
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -150,6 +152,29 @@ def check_output_file(path) -> Path:
     return path
 
 
+def _temporary_name(path: Path) -> Path:
+    """A fresh hidden name beside `path` that `remove_stale_temporaries` recognises once this process is gone."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+@contextlib.contextmanager
+def scratch_file(path) -> Iterator[Path]:
+    """Yields a temporary path beside `path` (same extension) for intermediate data; always deleted afterwards."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+    tmp = _temporary_name(path)
+    try:
+        yield tmp
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        raise _write_error(f"cannot write {path}: {_reason(e, path.parent)}", e) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_write(path) -> Iterator[Path]:
     """Yields a temporary path beside `path` (same extension); renames to `path` on success, deletes it on failure."""
@@ -159,7 +184,7 @@ def atomic_write(path) -> Iterator[Path]:
     if path.parent.resolve() not in _swept_dirs:
         _swept_dirs.add(path.parent.resolve())
         remove_stale_temporaries(path.parent)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = _temporary_name(path)
     try:
         yield tmp
         if not tmp.is_file():
@@ -351,6 +376,44 @@ def write_rgb(path, rgb, *, jpeg_quality: int = 95) -> Path:
         raise ValueError(f"{path}: OpenCV could not encode the image as {suffix}")
     with atomic_write(path) as tmp:
         tmp.write_bytes(encoded.tobytes())
+    return path
+
+
+def _png_chunk(f, kind: bytes, data: bytes) -> None:
+    f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+def write_png_rows(path, height: int, width: int, blocks, *, level: int = 3) -> Path:
+    """Writes an 8-bit RGB PNG from uint8 (n, width, 3) row blocks given top to bottom, encoding each as it comes.
+
+    Rows use PNG filter 1 (Sub) and one zlib stream at `level`; the file is written to a temporary
+    name and renamed, so memory holds one block and the compressor's window, whatever the size.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: expected a file name ending in .png")
+    if not (0 < height < 2**31 and 0 < width < 2**31):
+        raise ValueError(f"{path}: a PNG of {width}x{height} px cannot be written")
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        f.write(_PNG_MAGIC)
+        _png_chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))  # 8-bit RGB, no interlace
+        z = zlib.compressobj(level)
+        written = 0
+        for block in blocks:
+            block = np.asarray(block)
+            if block.dtype != np.uint8 or block.ndim != 3 or block.shape[1:] != (width, 3):
+                raise ValueError(f"{path}: expected uint8 row blocks (n, {width}, 3), got {block.shape} {block.dtype}")
+            rows = block.reshape(len(block), -1)
+            sub = rows.copy()
+            sub[:, 3:] -= rows[:, :-3]  # Sub filter: each byte minus the byte one pixel left (uint8 wraps mod 256)
+            filtered = np.concatenate([np.ones((len(rows), 1), np.uint8), sub], axis=1)
+            if data := z.compress(filtered.tobytes()):
+                _png_chunk(f, b"IDAT", data)
+            written += len(block)
+        if written != height:
+            raise RuntimeError(f"{path}: {written} of {height} rows were produced")
+        _png_chunk(f, b"IDAT", z.flush())
+        _png_chunk(f, b"IEND", b"")
     return path
 
 

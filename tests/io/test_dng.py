@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import rawpy
+import tifffile
 
-from revisp_tf.io.dng import write_dng
+from revisp_tf.io.dng import write_dng, write_dng_bands
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.sensor import HUAWEI_P20, SAMSUNG_S7
 
@@ -154,3 +155,64 @@ def test_darktable_renders_written_dng(tmp_path, pattern):
     for k in range(3):
         bar = rgb[:, k * w // 3 + 4 : (k + 1) * w // 3 - 4].reshape(-1, 3).mean(axis=0)
         assert bar[k] > 100 and np.delete(bar, k).max() < 0.2 * bar[k], (k, bar)
+
+
+def _bands(frame: np.ndarray, sizes):
+    """(first row, rows) bands of `frame`, of the given row counts (the last takes the rest)."""
+    y = 0
+    for n in sizes:
+        yield y, frame[y : y + n]
+        y += n
+    if y < len(frame):
+        yield y, frame[y:]
+
+
+def _tags(path) -> tuple:
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        return tags[50721].value, tags[50728].value, tags[50714].value, tags[50717].value
+
+
+def test_dng_written_from_bands_equals_the_whole_frame_dng(tmp_path):
+    rng = np.random.default_rng(7)
+    packed = (0.1 + 0.6 * rng.random((48, 60, 4))).astype(np.float32)
+    rgb = (rng.random((96, 120, 3)) * 230).astype(np.uint8)
+    whole = write_dng(tmp_path / "whole.dng", packed, SAMSUNG_S7, rgb=rgb)
+    streamed = write_dng_bands(tmp_path / "bands.dng", packed.shape, _bands(packed, [5, 17, 1, 20]), SAMSUNG_S7, rgb=rgb)
+    with rawpy.imread(str(streamed)) as raw:
+        stored = raw.raw_image_visible.copy()
+        assert _pattern_of(raw) == "RGGB" and raw.white_level == 1023
+    np.testing.assert_array_equal(stored, np.round(_reference_mosaic(packed, "RGGB") * np.float64(1024)))
+    assert _tags(streamed) == _tags(whole)
+    assert _tags(whole)[0] != _tags(write_dng(tmp_path / "plain.dng", packed, SAMSUNG_S7))[0]  # the fit did something
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.dng", "plain.dng", "whole.dng"]
+
+
+def test_colour_fit_of_bands_reads_every_kth_tile_as_color_fit_thins(tmp_path, monkeypatch):
+    from revisp_tf.io import dng
+    from revisp_tf.isp.color_fit import fit_camera_colour
+
+    monkeypatch.setattr(dng, "_MAX_TILES", 100)  # 48 x 60 tiles -> every 6th row and column
+    assert dng.fit_stride(48, 60) == 6
+    rng = np.random.default_rng(8)
+    packed = (0.1 + 0.6 * rng.random((48, 60, 4))).astype(np.float32)
+    rgb = rng.random((96, 120, 3)) * 0.9
+    path = write_dng_bands(tmp_path / "k.dng", packed.shape, _bands(packed, [7, 3, 11]), SAMSUNG_S7, rgb=rgb)
+    # Independent reference: the stored values of every 6th tile, and the matching 2x2 RGB blocks.
+    camera = np.round(packed[::6, ::6].astype(np.float64) * 1024) / 1023
+    blocks = rgb.reshape(48, 2, 60, 2, 3)[::6, :, ::6].reshape(16, 20, 3)
+    colour = fit_camera_colour(np.clip(camera, 0, 1), blocks)
+    tags = dng.dng_colour(colour.camera_to_srgb)
+    want = dng._color_matrix(tags.color_matrix), dng._as_shot_neutral(tags.wb_gains)
+    assert _tags(path)[:2] == tuple(map(tuple, want))
+
+
+def test_dng_bands_out_of_order_or_short_leave_nothing(tmp_path):
+    packed = _packed()
+    with pytest.raises(RuntimeError, match=r"bad\.dng: rows 4\.\. arrived after 0 rows"):
+        write_dng_bands(tmp_path / "bad.dng", packed.shape, [(4, packed[4:])], SAMSUNG_S7)
+    with pytest.raises(RuntimeError, match=r"bad\.dng: 10 of 16 rows"):
+        write_dng_bands(tmp_path / "bad.dng", packed.shape, [(0, packed[:10])], SAMSUNG_S7)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        write_dng_bands(tmp_path / "bad.dng", packed.shape, [(0, packed + 1)], SAMSUNG_S7)
+    assert list(tmp_path.iterdir()) == []

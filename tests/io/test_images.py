@@ -344,3 +344,33 @@ def test_stale_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_pat
     write_npy(tmp_path / "frame.npy", np.zeros((2, 2, 4), np.uint16))
     assert not stale.exists() and alive.exists() and foreign.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, foreign.name, "frame.npy"])
+
+
+def test_png_written_by_rows_decodes_to_the_rows(tmp_path):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    rgb[5:9] = 255  # flat runs and wrap-around differences for the Sub filter
+    blocks = [rgb[:1], rgb[1:20], rgb[20:21], rgb[21:]]
+    path = images.write_png_rows(tmp_path / "rows.png", 37, 29, iter(blocks))
+    decoded = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)  # an independent decoder
+    np.testing.assert_array_equal(decoded, rgb)
+    np.testing.assert_array_equal(read_rgb(path), rgb.astype(np.float32) / 255)
+
+
+def test_png_rows_short_or_misshapen_leave_nothing(tmp_path):
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    with pytest.raises(RuntimeError, match=r"x\.png: 4 of 5 rows"):
+        images.write_png_rows(tmp_path / "x.png", 5, 6, [rgb])
+    with pytest.raises(ValueError, match=r"x\.png: expected uint8 row blocks \(n, 6, 3\)"):
+        images.write_png_rows(tmp_path / "x.png", 4, 6, [rgb.astype(np.float32)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scratch_file_is_removed_after_use_and_after_failure(tmp_path):
+    with images.scratch_file(tmp_path / "a.f32") as tmp:
+        tmp.write_bytes(b"x")
+        assert tmp.parent == tmp_path and tmp.name.startswith(".a.")
+    with pytest.raises(KeyError), images.scratch_file(tmp_path / "b.f32") as tmp:
+        tmp.write_bytes(b"x")
+        raise KeyError
+    assert list(tmp_path.iterdir()) == []
