@@ -3,6 +3,7 @@
     python scripts/benchmark_fidelity.py [--isps libraw,darktable,rt-pop2lab,rt-local] \
         [--frame-pairs all] [--trained single,dual,single+global,dual+global] [--seeds 0,1] \
         [--steps 150] [--work-dir runs/benchmark_fidelity] [--markdown docs/benchmarks.md]
+    python scripts/benchmark_fidelity.py --tflite fp32,fp16,int8 [--isps ... --frame-pairs ... --trained ... --seeds ...]
 
 The paper's question is whether a model trained on a camera's pairs carries over to new scenes
 of that camera; white balance and exposure differ from frame to frame. For each camera of
@@ -23,6 +24,11 @@ and LPIPS, which this budget cannot afford on a CPU), nets at --width filters an
 The test frame is never used for anything but the scores (the trainer's validation runs on a
 crop of the training frame). Finished runs are reused when their config matches.
 Scores: challenge PSNR/SSIM over each test patch, OE and NOE PSNR, means over patches.
+
+--tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
+exported to TFLite in the given precisions (static, the patch size; int8 calibrated on the
+training frame's RGB, the camera's own images) and scored on the test frame with the LiteRT
+interpreter beside its Keras model. Files and report under WORK_DIR/tflite/.
 """
 
 from __future__ import annotations
@@ -218,6 +224,79 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+TFLITE_MODES = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # --tflite name -> export_tflite(quantize=)
+
+
+def tflite_main(args) -> int:
+    """--tflite: the selection's finished runs as TFLite models, scored on the test frame beside Keras."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from revisp_tf.export.tflite import export_tflite, run_tflite
+    from revisp_tf.models.global_stage import context_window
+    from revisp_tf.models.inference_form import inference_form
+
+    modes = [m for m in args.tflite.split(",") if m]  # "int8+global": int8 with the global stage in float
+    unknown = sorted({m for m in modes if m.split("+")[0] not in TFLITE_MODES or ("+" in m and not m.startswith("int8+"))})
+    if unknown:
+        print(f"--tflite: unknown precision(s) {unknown}; expected some of {', '.join(TFLITE_MODES)}"
+              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.tflite.FLOAT_PARTS)", file=sys.stderr)
+        return 2
+    pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    root = args.work_dir / "tflite"
+    out_path = args.out or root / "report.json"
+    report, lines = {}, []
+    for isp in [s for s in args.isps.split(",") if s]:
+        dirs = make_frames(isp, args.raw_dir.resolve(), args.work_dir / "pairs", args.patch)
+        for a, b in pairs:
+            train_ex, test_ex = scan_pairs(dirs[a], sensor=PROJECT_10BIT), scan_pairs(dirs[b], sensor=PROJECT_10BIT)
+            for method in [m for m in args.trained.split(",") if m]:
+                for seed in seeds:
+                    run_dir = args.work_dir / "runs" / isp / f"{a}-to-{b}" / f"{method}-s{seed}"
+                    cfg = experiment(method, seed, dirs[a], args)
+                    saved = run_dir / "config.yaml"
+                    if not ((run_dir / "DONE").is_file() and yaml.safe_load(saved.read_text()) == config_lib.to_dict(cfg)):
+                        print(f"{run_dir}: no finished run of this config; run without --tflite first", file=sys.stderr)
+                        return 1
+                    model = load_reverse_isp(run_dir / "model.keras")
+                    contexts = frame_contexts(test_ex) if has_global_stage(model) else None
+                    calibration = [read_rgb(ex.rgb) for ex in train_ex]  # int8: the camera's own images
+                    calibration_contexts = None if contexts is None else [  # each patch's slice of its frame's context
+                        context_window(sm, y, x, *img.shape[:2]) for (sm, y, x), img in zip(frame_contexts(train_ex), calibration)]
+                    entry = {"keras": _summary(score_model(run_dir / "model.keras", test_ex))}
+                    for mode in modes:
+                        path = root / isp / f"{a}-to-{b}" / f"{method}-s{seed}" / f"{mode}.tflite"
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        t0 = time.perf_counter()
+                        export = export_tflite(
+                            inference_form(model), path, quantize=TFLITE_MODES[mode.split("+")[0]], size=(args.patch, args.patch),
+                            representative_data=calibration if mode.startswith("int8") else None,
+                            representative_contexts=calibration_contexts if mode.startswith("int8") else None,
+                            float_parts=mode.split("+")[1:],
+                            check_data=[test_ex[0].rgb], num_threads=args.tflite_threads)
+                        interpreter = Interpreter(model_path=str(path), num_threads=args.tflite_threads)
+                        predict = lambda rgb, context=None: run_tflite(interpreter, rgb, context)  # noqa: E731
+                        scores = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False,
+                                                         contexts=contexts)["model"]
+                        entry[mode] = _summary(scores) | {
+                            "drop_db": entry["keras"]["psnr"] - scores["psnr"], "size_mb": export.size_bytes / 1e6,
+                            "max_abs_vs_keras": export.max_abs_error, "seconds": round(time.perf_counter() - t0, 1)}
+                        print(f"  {isp} {a}->{b} {method} s{seed} {mode}: {scores['psnr']:.2f} dB "
+                              f"(Keras {entry['keras']['psnr']:.2f}, drop {entry[mode]['drop_db']:.3f} dB)", flush=True)
+                    report.setdefault(isp, {}).setdefault(f"{a} → {b}", {})[f"{method}-s{seed}"] = entry
+                    for name, sc in entry.items():
+                        drop = "" if name == "keras" else f" | {sc['drop_db']:.3f} | {sc['max_abs_vs_keras']:.3g} | {sc['size_mb']:.2f}"
+                        lines.append(f"| {isp} {a} → {b} | {method} s{seed} | {name} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | "
+                                     f"{_f(sc['psnr_oe'])}{drop or ' | - | - | -'} |")
+    with atomic_write(out_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    print("| pair | run | model | PSNR | SSIM | OE PSNR | drop vs Keras (dB) | max abs vs Keras | MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(lines))
+    print(f"report: {out_path}")
+    return 0
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--isps", default=",".join(ISPS))
@@ -236,6 +315,8 @@ def parse_args(argv=None):
     ap.add_argument("--raw-dir", type=Path, default=make_real_pairs.RAW_DIR)
     ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_fidelity")
     ap.add_argument("--out", type=Path, default=None, help="report JSON [default: WORK_DIR/report.json]")
+    ap.add_argument("--tflite", default="", help="score finished runs as TFLite instead: e.g. fp32,fp16,int8 (see above)")
+    ap.add_argument("--tflite-threads", type=int, default=2, help="LiteRT threads for --tflite")
     return ap.parse_args(argv)
 
 
@@ -244,6 +325,8 @@ def main(argv=None) -> int:
     if not args.raw_dir.is_dir():
         print(f"{args.raw_dir}: no real RAW files (../shared/realdata/raw); nothing to benchmark", file=sys.stderr)
         return 1
+    if args.tflite:
+        return tflite_main(args)
     t0 = time.perf_counter()
     isps = [s for s in args.isps.split(",") if s]
     pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]

@@ -46,9 +46,12 @@ if ! "${PIP[@]}" --version >/dev/null 2>&1; then
   exit 3
 fi
 
-smoke() {  # the root's python imports LiteRT and reports its machine
-  qemu-aarch64-static -L "$1" "$1/usr/bin/python3" -c \
-    'import platform, numpy, cv2; from ai_edge_litert.interpreter import Interpreter; print("arm64 root ok:", platform.machine(), "Python", platform.python_version(), "numpy", numpy.__version__, "cv2", cv2.__version__)'
+smoke() {  # the root's python runs a LiteRT model (a 1x1 conv it builds itself) and reports its machine
+  qemu-aarch64-static -cpu cortex-a76 -L "$1" "$1/usr/bin/python3" -c '
+import platform, numpy as np, cv2, ai_edge_litert
+from ai_edge_litert.interpreter import Interpreter
+print("arm64 root ok:", platform.machine(), "Python", platform.python_version(), "numpy", np.__version__,
+      "cv2", cv2.__version__, "ai-edge-litert", ai_edge_litert.__version__ if hasattr(ai_edge_litert, "__version__") else "?")'
 }
 
 if [[ -f "$ROOT/.revisp-ready" ]] && [[ "$(cat "$ROOT/.revisp-ready")" == "$STAMP" ]]; then
@@ -83,6 +86,16 @@ echo "[$(date +%T)] pip download ${WHEELS[*]} (aarch64, cp311) into $wheels"
 echo "[$(date +%T)] installing the wheels into $work/usr/local/lib/python3.11/dist-packages"
 "${PIP[@]}" install -q --no-index --find-links "$wheels" "${plat[@]}" --python-version 3.11 --implementation cp \
   --only-binary=:all: --no-compile --target "$work/usr/local/lib/python3.11/dist-packages" "${WHEELS[@]}"
+
+# qemu-user shows the guest the host's /proc/cpuinfo (x86); cpuinfo (inside XNNPACK) then finds no
+# ARM core and LiteRT segfaults on the first invoke. qemu's -L serves ROOT/proc/cpuinfo instead:
+# the emulated core's (compare.py runs qemu with -cpu cortex-a76, a phone's big core), one
+# entry per host CPU (cpuinfo counts them in /sys/devices/system/cpu, which is the host's).
+: > "$work/proc/cpuinfo"
+for ((i = 0; i < $(nproc); i++)); do
+  printf 'processor\t: %d\nBogoMIPS\t: 50.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' \
+    "$i" "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" >> "$work/proc/cpuinfo"
+done
 
 smoke "$work"
 echo "$STAMP" > "$work/.revisp-ready"

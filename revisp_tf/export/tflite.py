@@ -30,6 +30,7 @@ How it converts (each step avoids a trap listed in FACTS.md):
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -62,6 +63,16 @@ _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k
 # and the fusion's products. An 8-bit luma flips the mask of pixels within ~1/255 of Y = 0.978,
 # which hands them to the other net: max error 0.59 instead of 0.012 on a random dual model.
 _FLOAT_OPS = ("MUL", "SUM", "GREATER_EQUAL")
+# Parts of a model an int8 export can also keep in float32 (`float_parts`), by the Keras layer names
+# that prefix the converted graph's tensor names. "global": the global stage (the curves' hat
+# functions, the frame gains, the U-Nets' view of the context and their bounded corrections);
+# "head": the last conv of each U-Net, whose output range (the net's pre-clamp RAW estimate)
+# can be ten times the output's.
+FLOAT_PARTS = {
+    "global": ("global_curves", "frame_gains", "local_context", "correction"),
+    "head": ("head",),
+    "top": ("dec1a_conv", "dec1a_relu", "dec1b_conv", "dec1b_relu", "head"),  # the last decoder level and the head
+}
 
 
 @keras.saving.register_keras_serializable(package="revisp_tf")
@@ -218,7 +229,23 @@ def _saved_model(model: keras.Model, directory: str, size, skip_signatures: bool
     return (SIGNATURE, *SKIP.values())
 
 
-def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.ndarray], with_context: bool = False) -> bytes:
+def _float_nodes(float_model: bytes, parts) -> list[str]:
+    """Output tensor names of the ops of `float_model` that belong to the layers of FLOAT_PARTS[parts]."""
+    layers = [name for part in parts for name in FLOAT_PARTS[part]]
+    interpreter = Interpreter(model_content=float_model)
+    details = interpreter.get_tensor_details()
+    names = []
+    for op in interpreter._get_ops_details():
+        for i in op["outputs"]:
+            name = details[i]["name"]
+            # a path component that is the layer's name, or Keras' "<name>_<n>" of a called layer
+            if any(re.sub(r"_\d+$", "", part) in layers for piece in name.split(";") for part in piece.split("/")):
+                names.append(name)
+    return names
+
+
+def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.ndarray], with_context: bool = False,
+             contexts: list[np.ndarray] | None = None, float_parts=()) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=list(signatures))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
@@ -227,13 +254,22 @@ def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.
         converter.target_spec.supported_types = [tf.float16]
     if quantize != "int8":
         return converter.convert()
+    # Samples keyed by input name: a list would be fed in the converted graph's input order, which
+    # sorts by name ("context" before "rgb"), not in the signature's order.
     if with_context:
-        dataset = lambda: ([img[None], frame_context(img)[None]] for img in representative)  # noqa: E731
+        contexts = contexts if contexts is not None else [None] * len(representative)
+        dataset = lambda: ({INPUT: img[None], CONTEXT_INPUT: (frame_context(img) if c is None else c)[None]}  # noqa: E731
+                           for img, c in zip(representative, contexts))
     else:
-        dataset = lambda: ([img[None]] for img in representative)  # noqa: E731
+        dataset = lambda: ({INPUT: img[None]} for img in representative)  # noqa: E731
     converter.representative_dataset = dataset
-    # Selective quantization: the mask path stays float32 (see _FLOAT_OPS).
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(_FLOAT_OPS))
+    # Selective quantization: the mask path stays float32 (see _FLOAT_OPS), and the float_parts.
+    nodes = None
+    if float_parts:
+        plain = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=list(signatures))
+        plain.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        nodes = _float_nodes(plain.convert(), float_parts)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(_FLOAT_OPS), denylisted_nodes=nodes)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset, debug_options=options)
     return debugger.get_nondebug_quantized_model()
 
@@ -282,9 +318,11 @@ def export_tflite(
     quantize: str = "none",
     size=(504, 504),
     representative_data: Iterable | None = None,
+    representative_contexts: Iterable | None = None,
     check_data: Iterable | None = None,
     check_sizes=((256, 384),),
     num_threads: int = 2,
+    float_parts=(),
 ) -> ExportReport:
     """Converts `model` (RGB -> packed bayer) to one TFLite file and checks it against Keras.
 
@@ -295,24 +333,37 @@ def export_tflite(
       size: (H, W) of the static input, or None for dynamic height and width (batch is 1).
       representative_data: int8 calibration images (arrays or image paths, (H, W, 3) in [0, 1]);
         default `calibration_images()`. Real photos of the target camera calibrate best.
+      representative_contexts: for a global-stage model, each calibration image's (H, W, 8) frame
+        context (the slice of its frame's, `global_stage.context_window`); default each image's own
+        `frame_context` (the image taken as a whole frame).
       check_data: images compared between LiteRT and Keras; default the first two calibration images.
       check_sizes: for a dynamic model, extra (H, W) centre crops the check also runs at.
       num_threads: LiteRT threads for the check.
+      float_parts: int8 only: parts kept in float32 besides the mask, from FLOAT_PARTS ("global", "head", "top").
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize={quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
+    float_parts = tuple(float_parts)
+    if set(float_parts) - set(FLOAT_PARTS) or (float_parts and quantize != "int8"):
+        raise ValueError(f"float_parts={float_parts}: expected int8 and some of {', '.join(FLOAT_PARTS)}")
     size = _check_size(size)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {out_path}: directory {out_path.parent} does not exist")
     fit = size or (504, 504)
     representative = _as_images(representative_data, size) if representative_data is not None else calibration_images(fit)
+    contexts = None
+    if representative_contexts is not None:
+        contexts = [np.asarray(c, np.float32) for c in representative_contexts]
+        if len(contexts) != len(representative) or any(c.shape != (*r.shape[:2], CONTEXT_CHANNELS)
+                                                       for c, r in zip(contexts, representative)):
+            raise ValueError(f"representative_contexts: expected one (H, W, {CONTEXT_CHANNELS}) context per calibration image")
     checks = _as_images(check_data, size) if check_data is not None else representative[:2]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         signatures = _saved_model(convertible(model), tmp, size, skip_signatures=quantize != "int8")
         flatbuffer = _convert(tmp, signatures, quantize, representative if quantize == "int8" else [],
-                              has_global_stage(model))
+                              has_global_stage(model), contexts, float_parts)
     seconds = time.perf_counter() - start
     ops = tflite_ops(flatbuffer)
     custom = [op for op in ops if op not in _BUILTIN_NAMES.values()]

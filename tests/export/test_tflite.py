@@ -15,7 +15,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.export import calibration_images, export_tflite, tflite_ops
-from revisp_tf.export.tflite import NearestUpsample, convertible, run_tflite_skipping
+from revisp_tf.export.tflite import NearestUpsample, convertible, run_tflite, run_tflite_skipping
 from revisp_tf.models.inference_form import inference_form
 from tests.conftest import REALDATA, REPO, read_jpeg_rgb
 from tests.lively import generated_frame, lively_model
@@ -237,3 +237,38 @@ def test_global_stage_dual_exports_with_context_and_skips(tmp_path):
         assert ran == nets
         np.testing.assert_allclose(got, model.predict_on_batch([image[None], frame_context(image)[None]])[0], atol=1e-5)
     assert report.max_abs_error <= 1e-5 and report.skip_max_abs_error <= 1e-5 and want.std() > 0.05
+
+
+def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
+    """int8 of an rgb + context model: calibration feeds each input its own data (the graph orders them by name).
+
+    Fed as a list in signature order, the converter gave `context` the RGB and failed ("[1,64,96,0] and [3]
+    are not broadcastable"). `float_parts=("global",)` keeps the global stage's ops in float32.
+    """
+    from revisp_tf.models import build_reverse_isp
+    from revisp_tf.models.global_stage import frame_context
+    from tests.lively import enliven
+
+    keras.utils.set_random_seed(0)
+    model = enliven(build_reverse_isp("single", base_filters=4, depth=2, global_stage="upi"))
+    images = [generated_frame(64, 96, seed=s) for s in range(4)]
+    contexts = [frame_context(img) for img in images]
+    want = model.predict_on_batch([images[0][None], contexts[0][None]])[0]
+    assert want.std() > 0.1
+    errors = {}
+    for parts in ((), ("global",)):
+        report = export_tflite(inference_form(model), tmp_path / f"g8{len(parts)}.tflite", quantize="int8", size=(64, 96),
+                               representative_data=images, representative_contexts=contexts, check_data=images[:2],
+                               float_parts=parts)
+        interpreter = Interpreter(model_path=str(report.path))
+        errors[parts] = np.abs(run_tflite(interpreter, images[0], contexts[0]) - want)
+        details = interpreter.get_tensor_details()
+        curves = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
+                  and "global_curves" in details[op["outputs"][0]]["name"]]
+        assert len(curves) == 1 and (details[curves[0]["inputs"][1]]["dtype"] == np.float32) == bool(parts)
+    assert errors[()].mean() < 0.03 and errors[("global",)].mean() < 0.03  # a few 8-bit steps, not a scrambled input
+    with pytest.raises(ValueError, match="one \\(H, W, 8\\) context per calibration image"):
+        export_tflite(model, tmp_path / "bad.tflite", quantize="int8", size=(64, 96), representative_data=images,
+                      representative_contexts=contexts[:1])
+    with pytest.raises(ValueError, match="float_parts"):
+        export_tflite(model, tmp_path / "bad.tflite", quantize="fp16", float_parts=("global",))
