@@ -496,7 +496,10 @@ _ROUNDS = (
     (_gradient_shift, True),
     (_gradient_shift, True),
 )
-_DENSE = True  # finish with dense_fit (small frames: N900 1.6 -> 0.9 px at the corners)
+# Few tiles (a small frame) leave the point fit loose: then `dense_fit`, where every pixel votes,
+# finishes (N900, 15 tiles: 1.6 -> 0.9 px at the corners). With many it is not needed and can hurt:
+# it also weighs flat, out-of-focus regions (Canon 550D, 157 tiles, distorted: 0.15 -> 0.95 px).
+_DENSE_BELOW_TILES = 60
 _LCN_SIGMA = 8.0  # local contrast normalisation scale, RAW half-resolution px
 _BLUR_SIGMA = 1.0  # against sensor noise and JPEG blocks
 # A weak pull of k2 towards 0 in the dense fit: on small or flat frames k1 and k2 trade off, and
@@ -553,15 +556,15 @@ def refine_map(raw_half: np.ndarray, rgb_lum: np.ndarray, m: CameraMap):
     Rounds of tile shifts (_ROUNDS: each round warps the RGB onto the RAW's half grid with the
     current map, measures every textured tile's remaining shift, by phase correlation and then by a
     Lucas-Kanade step, and refits the map to the RAW <-> RGB point pairs with the radial terms BIC
-    picks), then `dense_fit` of the same terms. A last warp with the final map measures what is
+    picks), then, on small frames (few tiles), `dense_fit` of the same terms. A last warp with the final map measures what is
     left per tile (Lucas-Kanade step on standardised tiles): (n,) shifts in full-resolution RAW px.
     """
     rgb_lum = np.asarray(rgb_lum, np.float32)  # OpenCV interpolates float32 more precisely than float64
     raw_half = np.asarray(raw_half, np.float64)
     points = _half_grid_points(raw_half.shape)
-    active = ()
+    active, n_tiles = (), 0
     for estimator, radial in (*_ROUNDS, (_gradient_shift, None)):
-        if radial is None and _DENSE:
+        if radial is None and n_tiles < _DENSE_BELOW_TILES:
             m = dense_fit(m, raw_half, rgb_lum, active=active)
         warped, valid = warp_to_raw(rgb_lum, m, points, raw_half.shape)
         centres, shifts = _tile_shifts(raw_half, warped.astype(np.float64), valid, estimator)
@@ -570,3 +573,4 @@ def refine_map(raw_half: np.ndarray, rgb_lum: np.ndarray, m: CameraMap):
         if radial is None:
             return m, 2.0 * np.linalg.norm(shifts, axis=-1)
         m, active = _fit(m, *_point_pairs(m, centres, shifts), radial=radial)
+        n_tiles = len(centres)

@@ -12,7 +12,7 @@ rotated and EXIF-oriented, so it is aligned, never assumed aligned:
 3. `align.coarse_map`: SIFT features + RANSAC on small copies (the RAW's luminance through a
    histogram-matching monotone curve);
 4. `align.refine_map`: tile shifts (phase correlation, then Lucas-Kanade), fitting the affine and
-   the radial terms BIC picks (of k1 r^2, k2 r^4, k_r r), then a dense fit;
+   the radial terms BIC picks (of k1 r^2, k2 r^4, k_r r), then a dense fit on small frames;
 5. the RGB is resampled (bicubic) at the map of every RAW pixel, and cropped to the largest
    rectangle whose pixels all come from inside the RGB; the RAW is never resampled.
 A pair is refused (AlignmentError naming both files) if the features do not agree on one
@@ -47,7 +47,7 @@ CAMERA_SETTINGS = {
     "rgb": "the camera's own RGB, resampled onto the RAW grid (bicubic) by the fitted map; the RAW is exact",
     "orientation": "the RGB's EXIF orientation applied, then the RAW's (LibRaw flip) undone",
     "coarse": "SIFT + RANSAC similarity on ~1024 px copies; RAW = white-balanced bilinear demosaic, luminance, 2x2 mean, gamma 1/2.2, histogram-matched",
-    "fine": "64 px half-resolution tiles: 3 rounds of phase correlation, 3 of Lucas-Kanade, robust least squares of the affine + the radial terms BIC picks (k1 r^2, k2 r^4, k_r r); a dense fit on local-contrast-normalised images; then measured again",
+    "fine": "64 px half-resolution tiles: 3 rounds of phase correlation, 3 of Lucas-Kanade, robust least squares of the affine + the radial terms BIC picks (k1 r^2, k2 r^4, k_r r); under 60 tiles (small frames) a dense fit on local-contrast-normalised images; then measured again",
     "refused": f"overlap < {MIN_OVERLAP:.0%}, median residual > {MAX_MEDIAN_PX} px or 90th percentile > {MAX_P90_PX} px, too few feature matches or tiles",
     "border": "cropped to the largest rectangle whose pixels all map inside the RGB",
 }
