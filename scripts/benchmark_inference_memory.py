@@ -5,8 +5,9 @@ subprocess loads the model (default: the shipped model, in its inference form, a
 writes a generated frame as a JPEG (a smooth colour field with a blown-out band, made row block by
 row block as uint8), resets the kernel's RSS high-water mark (/proc/self/clear_refs) and
 TensorFlow's allocator peak, then runs `revisp_tf.reconstruct.reconstruct_files` on that JPEG with
-`npy` output: the library call behind `revisp-tf infer FRAME.jpg --format npy`. So the measured
-window holds the JPEG decode (to uint8), the tiles and the streamed .npy. Reported:
+--format output (default `npy`): the library call behind `revisp-tf infer FRAME.jpg --format npy`.
+So the measured window holds the JPEG decode (to uint8), the tiles and the streamed output (and
+for `dng` the colour fit, for `png` the read-back of the scratch file). Reported:
 
 - peak RSS: the process's resident high-water mark during the call (VmHWM), everything included;
 - input: the decoded uint8 frame (H x W x 3 bytes), the one part that must grow with the image;
@@ -19,7 +20,7 @@ Targets (the exit status is 0 only if all hold): 100 MP under 2 GiB peak RSS; pe
 within 10 % of 12 MP's plus the extra bytes of the larger uint8 input.
 
 Usage (on 2 cores: about 10 min for the three sizes with the shipped model):
-    python scripts/benchmark_inference_memory.py [--sizes 12,48,100] [--tile 512] [--overlap 64]
+    python scripts/benchmark_inference_memory.py [--sizes 12,48,100] [--tile 512] [--overlap 64] [--format dng]
     python scripts/benchmark_inference_memory.py --base-filters 8 --variant single   # a fresh model instead
 """
 
@@ -99,7 +100,7 @@ def child(args) -> dict:
         tf.config.experimental.reset_memory_stats("CPU:0")
         tracemalloc.start()
         start = time.perf_counter()
-        [out] = reconstruct_files([path], model, Path(tmp) / "out", "npy", SAMSUNG_S7, tile=args.tile,
+        [out] = reconstruct_files([path], model, Path(tmp) / "out", args.format, SAMSUNG_S7, tile=args.tile,
                                   overlap=args.overlap, batch_size=args.batch_size, progress=False)
         seconds = time.perf_counter() - start
         _, py_peak = tracemalloc.get_traced_memory()
@@ -130,6 +131,7 @@ def main() -> int:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--format", default="npy", choices=("npy", "dng", "png"), help="infer's output format")
     p.add_argument("--child", type=int, nargs=2, metavar=("H", "W"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -150,8 +152,8 @@ def main() -> int:
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{name} MP done in {results[name]['seconds']:.0f} s", flush=True)
     first = next(iter(results.values()))
-    print(f"revisp-tf infer --format npy, {first['model']}, tile {args.tile}, overlap {args.overlap}, "
-          f"batch {args.batch_size}")
+    print(f"revisp-tf infer --format {args.format}, {first['model']}, tile {args.tile}, overlap {args.overlap}, "
+          f"batch {args.batch_size}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     cols = ["size", "seconds", "peak_rss_mib", "rss_before_mib", "input_mib", "working_mib", "tf_peak_mib",
             "python_peak_mib", "output_file_mib"]
     print(" | ".join(f"{c:>15}" for c in ["frame", *cols]))

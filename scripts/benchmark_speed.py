@@ -4,6 +4,7 @@
     python scripts/benchmark_speed.py --quick    # a few minutes (see --quick below for what it cuts)
     python scripts/benchmark_speed.py --variants dual --repeats 5 --skip-tflite
     python scripts/benchmark_speed.py --frame --base-filters 32   # the full-frame savings only (--frame below)
+    python scripts/benchmark_speed.py --jit --base-filters 32     # XLA on/off: tiled inference, demo training step
 
 Prints one report. Every timing is the median of --repeats runs after one untimed warm-up run;
 all rates and ratios come from this one run of the script, so they share its machine load.
@@ -304,7 +305,8 @@ def frame_figures(variant: str, base: int, depth: int, height: int, width: int, 
     from revisp_tf.inference import tile_starts
 
     args = argparse.Namespace(
-        child=(height, width), variant=variant, base_filters=base, depth=depth, tile=tile, overlap=overlap, batch_size=1
+        child=(height, width), variant=variant, base_filters=base, depth=depth, tile=tile, overlap=overlap, batch_size=1,
+        format="npy",
     )
     figures = benchmark_inference_memory.child(args)
     align = 2**depth  # the U-Nets' pooling grid, as infer_tiled aligns tiles
@@ -435,7 +437,7 @@ def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, re
         "what": what,
         "seconds": {FRAME_ROWS[key][0]: statistics.median(t) for key, t in times.items()},
         "cpu_seconds": {FRAME_ROWS[key][0]: statistics.median(t) for key, t in cpu.items()},
-        "plans": {t: (p.tiles, p.tiles - p.count("noe"), (p.th, p.tw)) for t, p in sorted(plans.items())},
+        "plans": {t: (p.tiles, p.tiles - p.count("noe"), p.count("both"), (p.th, p.tw)) for t, p in sorted(plans.items())},
         "flops_512": (conv_flops(model, 512, 512), conv_flops(form, 512, 512)),
         "max_diff_always_both": diff("b", "both"),
         "max_diff_xla": diff("xla", "b"),
@@ -452,8 +454,8 @@ def frame_report(args) -> None:
     sec, cpu = r["seconds"], r["cpu_seconds"]
     authors, authors_cpu = sec.get(FRAME_ROWS["a"][0]), cpu.get(FRAME_ROWS["a"][0])
     print(f"frame: {r['what']}")
-    for t, (tiles, oe_tiles, (th, tw)) in r["plans"].items():
-        work = (tiles + oe_tiles) * th * tw / (2 * 48 * 512 * 512)
+    for t, (tiles, oe_tiles, both, (th, tw)) in r["plans"].items():
+        work = (tiles + both) * th * tw / (2 * 48 * 512 * 512)  # a tile of kind "both" runs two U-Nets
         print(f"tile {t}: {tiles} tiles of {th}x{tw}; ran the OE net on {oe_tiles} ({oe_tiles / tiles:.0%}); "
               f"U-Net pixels {work:.3f} of (a)'s (48 patches padded to 512, x 2 nets)")
     original, form = r["flops_512"]
@@ -495,7 +497,7 @@ def sample_batch(batch: int, crop: int, seed: int = 0) -> dict:
     return {"rgb": rgb, "demosaiced": demosaiced, "raw": mosaic(demosaiced).numpy()}
 
 
-def training_images_per_second(config_path: str, overrides: tuple, steps: int) -> dict:
+def training_images_per_second(config_path: str, overrides: tuple, steps: int, jit_compile: bool = False) -> dict:
     """Median images/s of the trainer's step (first phase's loss) for a config, after one warm-up step.
 
     The step is the trainer's (replica_gradients + apply_gradients in a tf.function) without the
@@ -524,7 +526,7 @@ def training_images_per_second(config_path: str, overrides: tuple, steps: int) -
     objective = build_objective(cfg, phase.loss, lpips_fn)
     batch_size = cfg.data.batch_size
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step(batch):
         terms, grads = replica_gradients(train_model, objective, batch, batch_size)
         optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
@@ -537,6 +539,63 @@ def training_images_per_second(config_path: str, overrides: tuple, steps: int) -
         "seconds_per_step": seconds,
         "what": f"{m.variant} base {m.base_filters}, {phase.loss} loss, batch {batch_size} at {cfg.data.crop}^2",
     }
+
+
+def jit_timings(base: int, depth: int, scene: str, repeats: int) -> dict:
+    """--jit: XLA on and off, timed alternately in this process (median of `repeats` after warm-up/compile).
+
+    Inference: TiledInference on the dual inference form at `base` over a 1008 x 1344 crop of the
+    frame (tile 512, overlap 64: 6 tiles), every saving on, jit_compile True / False. Training:
+    the demo config's first-phase step (training/configs/demo.yaml), jit_compile True / False.
+    """
+    import keras
+
+    from revisp_tf.inference import TiledInference
+    from revisp_tf.models.inference_form import inference_form
+
+    rgb = frame_rgb(scene)[0][1008:2016, 1344:2688]
+    form = inference_form(randomised_dual(base, depth))
+    runners = {jit: TiledInference(form, jit_compile=jit) for jit in (False, True)}
+    plan = runners[False].plan(rgb, 512, 64)
+    start = time.perf_counter()
+    runners[True].warm_up(plan.th, plan.tw)
+    compile_s = time.perf_counter() - start
+    runners[False].warm_up(plan.th, plan.tw)
+    infer = {False: [], True: []}
+    outputs = {}
+    for _ in range(repeats):
+        for jit, runner in runners.items():
+            t = time.perf_counter()
+            outputs[jit] = runner(rgb, 512, 64)
+            infer[jit].append(time.perf_counter() - t)
+    train = {}
+    for jit in (False, True):
+        keras.backend.clear_session()
+        train[jit] = training_images_per_second("training/configs/demo.yaml", (), repeats, jit_compile=jit)
+    return {
+        "infer": {jit: statistics.median(t) for jit, t in infer.items()},
+        "compile_s": compile_s,
+        "tiles": plan.tiles,
+        "oe_tiles": plan.tiles - plan.count("noe"),
+        "max_diff": float(np.abs(outputs[True] - outputs[False]).max()),
+        "train": {jit: r["seconds_per_step"] for jit, r in train.items()},
+        "train_what": train[False]["what"],
+        "load": os.getloadavg()[0],
+    }
+
+
+def jit_report(args) -> None:
+    """Prints the --jit comparison (run in a fresh process)."""
+    print(f"\nXLA (jit_compile) on and off, dual inference form at base {args.base_filters}; demo training step ...",
+          flush=True)
+    r, _ = isolated(jit_timings, args.base_filters, args.depth, args.frame_scene, args.repeats)
+    off, on = r["infer"][False], r["infer"][True]
+    print(f"inference, 1008x1344 crop of the S7 frame, tile 512 overlap 64 ({r['tiles']} tiles, "
+          f"{r['oe_tiles']} with the OE net): plain {off:.2f} s, XLA {on:.2f} s (plain / XLA {off / on:.2f}x; "
+          f"XLA compile {r['compile_s']:.1f} s); max |XLA - plain| = {r['max_diff']:.1e}")
+    off, on = r["train"][False], r["train"][True]
+    print(f"training step ({r['train_what']}): plain {off:.3f} s, XLA {on:.3f} s (plain / XLA {off / on:.2f}x)")
+    print(f"load average after: {r['load']:.2f}")
 
 
 # ---------------------------------------------------------------- input pipeline
@@ -592,6 +651,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--unet-steps", type=int, default=3, help="timed base-32 U-Net steps (batch 6 at 504)")
     parser.add_argument("--skip-input", action="store_true")
     parser.add_argument("--frame", action="store_true", help="run only the full-frame savings comparison (see above)")
+    parser.add_argument("--jit", action="store_true", help="run only the XLA on/off timings (jit_timings)")
     parser.add_argument("--frame-scene", default="78", help="--frame: the S7 scene stitched (78: 7.5 %% overexposed)")
     parser.add_argument("--frame-tile", type=int, default=768,
                         help="--frame: tile of the tiled rows (768 px at overlap 64 tiles the 12 MP frame with the "
@@ -633,6 +693,10 @@ def main(argv=None) -> None:
     print("accelerator: none (no GPU was available to this task): every figure is CPU")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"U-Nets at base {args.base_filters}, depth {args.depth}; each timing is the median of {args.repeats} runs")
+    if args.jit:
+        jit_report(args)
+        print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     if args.frame:
         frame_report(args)
         print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
