@@ -28,7 +28,9 @@ Scores: challenge PSNR/SSIM over each test patch, OE and NOE PSNR, means over pa
 --tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
 exported to TFLite in the given precisions (static, the patch size; int8 calibrated on the
 training frame's RGB, the camera's own images) and scored on the test frame with the LiteRT
-interpreter beside its Keras model. Files and report under WORK_DIR/tflite/.
+interpreter beside its Keras model. Precisions: fp32, fp16, int8 (export_tflite's default: a
+global stage stays float32), int8+none (everything int8 but the mask), int8+PART[+PART] (PARTs of
+revisp_tf.export.tflite.FLOAT_PARTS in float32). Files and report under WORK_DIR/tflite/.
 """
 
 from __future__ import annotations
@@ -227,6 +229,12 @@ def markdown(report: dict) -> str:
 TFLITE_MODES = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # --tflite name -> export_tflite(quantize=)
 
 
+def _float_parts(mode: str):
+    """export_tflite's float_parts for a --tflite mode: int8 = its default, int8+none = all int8, int8+A+B = A and B."""
+    parts = mode.split("+")[1:]
+    return None if not parts else [] if parts == ["none"] else parts
+
+
 def tflite_main(args) -> int:
     """--tflite: the selection's finished runs as TFLite models, scored on the test frame beside Keras."""
     from ai_edge_litert.interpreter import Interpreter
@@ -235,11 +243,11 @@ def tflite_main(args) -> int:
     from revisp_tf.models.global_stage import context_window
     from revisp_tf.models.inference_form import inference_form
 
-    modes = [m for m in args.tflite.split(",") if m]  # "int8+global": int8 with the global stage in float
+    modes = [m for m in args.tflite.split(",") if m]  # "int8+top": int8 with the last decoder level in float
     unknown = sorted({m for m in modes if m.split("+")[0] not in TFLITE_MODES or ("+" in m and not m.startswith("int8+"))})
     if unknown:
         print(f"--tflite: unknown precision(s) {unknown}; expected some of {', '.join(TFLITE_MODES)}"
-              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.tflite.FLOAT_PARTS)", file=sys.stderr)
+              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.tflite.FLOAT_PARTS; int8+none: nothing)", file=sys.stderr)
         return 2
     pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -272,7 +280,7 @@ def tflite_main(args) -> int:
                             inference_form(model), path, quantize=TFLITE_MODES[mode.split("+")[0]], size=(args.patch, args.patch),
                             representative_data=calibration if mode.startswith("int8") else None,
                             representative_contexts=calibration_contexts if mode.startswith("int8") else None,
-                            float_parts=mode.split("+")[1:],
+                            float_parts=_float_parts(mode),
                             check_data=[test_ex[0].rgb], num_threads=args.tflite_threads)
                         interpreter = Interpreter(model_path=str(path), num_threads=args.tflite_threads)
                         predict = lambda rgb, context=None: run_tflite(interpreter, rgb, context)  # noqa: E731

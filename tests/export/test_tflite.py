@@ -243,7 +243,7 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
     """int8 of an rgb + context model: calibration feeds each input its own data (the graph orders them by name).
 
     Fed as a list in signature order, the converter gave `context` the RGB and failed ("[1,64,96,0] and [3]
-    are not broadcastable"). `float_parts=("global",)` keeps the global stage's ops in float32.
+    are not broadcastable"). By default the global stage's ops stay float32 (`float_parts=("global",)`).
     """
     from revisp_tf.models import build_reverse_isp
     from revisp_tf.models.global_stage import frame_context
@@ -256,8 +256,8 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
     want = model.predict_on_batch([images[0][None], contexts[0][None]])[0]
     assert want.std() > 0.1
     errors = {}
-    for parts in ((), ("global",)):
-        report = export_tflite(inference_form(model), tmp_path / f"g8{len(parts)}.tflite", quantize="int8", size=(64, 96),
+    for parts in ((), None):  # None: the default, the global stage in float32
+        report = export_tflite(inference_form(model), tmp_path / f"g8{parts is None}.tflite", quantize="int8", size=(64, 96),
                                representative_data=images, representative_contexts=contexts, check_data=images[:2],
                                float_parts=parts)
         interpreter = Interpreter(model_path=str(report.path))
@@ -265,8 +265,8 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
         details = interpreter.get_tensor_details()
         curves = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
                   and "global_curves" in details[op["outputs"][0]]["name"]]
-        assert len(curves) == 1 and (details[curves[0]["inputs"][1]]["dtype"] == np.float32) == bool(parts)
-    assert errors[()].mean() < 0.03 and errors[("global",)].mean() < 0.03  # a few 8-bit steps, not a scrambled input
+        assert len(curves) == 1 and (details[curves[0]["inputs"][1]]["dtype"] == np.float32) == (parts is None)
+    assert errors[()].mean() < 0.03 and errors[None].mean() < 0.03  # a few 8-bit steps, not a scrambled input
     with pytest.raises(ValueError, match="one \\(H, W, 8\\) context per calibration image"):
         export_tflite(model, tmp_path / "bad.tflite", quantize="int8", size=(64, 96), representative_data=images,
                       representative_contexts=contexts[:1])
