@@ -9,6 +9,7 @@ values, the written RGB against the LibRaw render at the same RAW pixels.
 import io
 import json
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -263,3 +264,48 @@ def test_global_inverse_fitted_on_auto_aligned_pairs_is_within_0_3_db_of_exact_o
     auto_db, exact_db = fitted_psnr(auto.rgb), fitted_psnr(exact)
     print(f"global inverse on held-out exact pairs: fitted on auto-aligned {auto_db:.2f} dB, on exact {exact_db:.2f} dB")
     assert abs(auto_db - exact_db) <= 0.3, (auto_db, exact_db)
+
+
+def test_raw_luminance_samples_sit_at_their_tile_centres_whatever_the_colour():
+    """On per-channel linear ramps (which bilinear interpolation reproduces exactly) the half-resolution
+    luminance equals the NumPy luminance of the ramps at (2j + 0.5, 2i + 0.5); a sum of each tile's
+    R, G, G, B sites (the earlier scheme) does not: it samples each colour at its own site."""
+    h, w = 40, 56
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    slopes = {0: (0.011, -0.004), 1: (0.003, 0.006), 2: (-0.007, 0.009)}
+    planes = np.stack([0.4 + gx * xs + gy * ys for gx, gy in slopes.values()], -1)
+    mosaic = np.take_along_axis(planes, np.tile(RGGB_COLORS, (h // 2, w // 2))[..., None], axis=-1)[..., 0]
+    wb = (2.1, 1.0, 1.6)
+    got = camera.half_luminance(mosaic, wb)
+    cy, cx = np.mgrid[0 : h // 2, 0 : w // 2] * 2.0 + 0.5
+    ref = sum(k * wb[c] * (0.4 + slopes[c][0] * cx + slopes[c][1] * cy) for c, k in enumerate((0.299, 0.587, 0.114)))
+    inner = (slice(1, -1), slice(1, -1))  # the demosaic's border row and column extrapolate
+    np.testing.assert_allclose(got[inner], ref[inner], atol=1e-5)
+    sites = np_pack(mosaic)
+    old = (wb[0] * sites[..., 0] + sites[..., 1] + sites[..., 2] + wb[2] * sites[..., 3]) / 4.0
+    old_ref = sum(k * wb[c] * (0.4 + slopes[c][0] * cx + slopes[c][1] * cy) for c, k in enumerate((0.25, 0.5, 0.25)))
+    assert np.abs(old - old_ref)[inner].max() > 100 * 1e-5  # the site sum misses the tile-centre value (0.0014 here)
+
+
+@pytest.mark.skipif(shutil.which("rawtherapee-cli") is None, reason="rawtherapee-cli not on PATH (Debian: apt-get install -y rawtherapee)")
+def test_a_jpeg_rawtherapee_made_with_its_own_geometry_tools_is_aligned(scene, tmp_path):
+    """RawTherapee crops, resizes, rotates and corrects distortion itself, then writes the JPEG; the
+    true map is its convention (`rawtherapee.Geometry.source`, checked in test_isps_rawtherapee).
+    0.07 px median, 0.56 px max; without the odd radial term k_r the fit is 1.86 px off at the corners."""
+    from revisp_tf.data.isps import rawtherapee as rt
+
+    raw = scene[0]
+    frame = read_raw(raw)
+    isp = rt.RawTherapee(rt.NEUTRAL)
+    plain = isp.render_rgb(frame)
+    origin = rt.place_render(frame, plain).alignment["found_offset"]
+    geometry = rt.inside_crop(plain.shape[:2], scale=0.9, rotation_deg=0.6, distortion=0.1)
+    jpeg = isp.render_file(frame, tmp_path / "IMG_0001.jpg", geometry, jpeg_quality=90)
+    fitted = align.CameraMap.from_json(camera.CameraRgb(jpeg).render(frame).alignment["map"])
+    oh, ow = geometry.output_shape()
+    ys, xs = np.mgrid[0:oh:4, 0:ow:4]
+    q = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64)
+    p = geometry.source(q, plain.shape[:2]) + np.array([origin[1], origin[0]])
+    params = np.r_[fitted.affine.ravel(), fitted.radial]
+    err = np.linalg.norm(ref_map(params, fitted.center, fitted.norm, p) - q, axis=-1) / 0.9
+    assert np.median(err) <= 0.3 and err.max() <= 1.0, (np.median(err), err.max(), fitted.radial)

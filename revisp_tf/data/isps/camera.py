@@ -134,15 +134,20 @@ def bilinear_demosaic(rggb: np.ndarray) -> np.ndarray:
     return np.stack([o / wt for o, wt in zip(out, weight)], axis=-1)
 
 
-def raw_luminance(frame: RawFrame) -> np.ndarray:
-    """The RAW's white-balanced luminance on its half-resolution grid, gamma 1/2.2, in [0, 1].
+def half_luminance(rggb: np.ndarray, wb) -> np.ndarray:
+    """(H, W) canonical RGGB mosaic -> (H/2, W/2) linear luminance Y of its white-balanced bilinear demosaic, each 2x2 tile's mean.
 
-    Bilinear demosaic, the RGB's luminance weights (`rgb_luminance`), then the mean of each 2x2
-    tile: the sample of tile (i, j) lies at full-resolution (2j + 0.5, 2i + 0.5) whatever the colour.
+    The RGB's luminance weights (`rgb_luminance`); the sample of tile (i, j) lies at full-resolution
+    (2j + 0.5, 2i + 0.5) whatever the colour.
     """
-    rgb = bilinear_demosaic(canonical_mosaic(normalise(frame), frame.cfa)) * np.asarray(white_balance(frame)[0], np.float32)
+    rgb = bilinear_demosaic(rggb) * np.asarray(wb, np.float32)
     full = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    lum = full.reshape(full.shape[0] // 2, 2, full.shape[1] // 2, 2).mean(axis=(1, 3)).astype(np.float64)
+    return full.reshape(full.shape[0] // 2, 2, full.shape[1] // 2, 2).mean(axis=(1, 3)).astype(np.float64)
+
+
+def raw_luminance(frame: RawFrame) -> np.ndarray:
+    """The RAW's white-balanced luminance on its half-resolution grid (`half_luminance`), gamma 1/2.2, in [0, 1]."""
+    lum = half_luminance(canonical_mosaic(normalise(frame), frame.cfa), white_balance(frame)[0])
     return np.clip(lum / max(np.quantile(lum, 0.999), 1e-6), 0.0, 1.0) ** (1 / 2.2)
 
 
