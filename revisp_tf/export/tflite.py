@@ -17,15 +17,15 @@ How it converts (each step avoids a trap listed in FACTS.md):
   dynamic sizes, so conversion fails with "Conv2D needs Flex". The export converts a clone in
   which each such layer is an equal nearest resize with an explicit reshape (weights shared,
   not copied); `PadToMultiple` already reshapes explicitly.
-- `quantize`: "none" = float32; "fp16" = float16 weights (dequantized to float32 on x86);
-  "int8" = full-integer quantization (int8 weights and activations, float32 input and output
-  kept) calibrated on a representative dataset, except the overexposure mask path, which stays
-  float32 (selective quantization) so the mask is exactly the float model's, and so does a
-  global stage by default; `float_parts` chooses what else stays float32 (FLOAT_PARTS: the
-  global stage, the heads, the last decoder level). Calibration samples are fed by input name (the converted graph orders inputs by name, "context" first),
-  a global-stage model's with each image's frame context. Full-integer is
-  the variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8
-  keeps float activations.
+- `quantize`: "none" = float32; "fp16" = float16 weights (dequantized to float32 when LiteRT's
+  CPU interpreter loads them, on x86 and on ARM64); "int8" = full-integer quantization (int8
+  weights and activations, float32 input and output kept) calibrated on a representative
+  dataset, except the overexposure mask path, which stays float32 (selective quantization) so
+  the mask is exactly the float model's, and so does a global stage by default; `float_parts`
+  chooses what else stays float32 (FLOAT_PARTS). Calibration samples are fed by input name (the
+  converted graph orders inputs by name, "context" first), a global-stage model's with each
+  image's frame context. Full-integer is the variant mobile int8 kernels (XNNPACK QS8, NPU
+  delegates) accelerate; dynamic-range int8 keeps float activations.
 - After writing (atomically), the file is loaded in the LiteRT interpreter and compared with
   Keras on sample inputs.
 """
