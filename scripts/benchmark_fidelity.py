@@ -218,12 +218,31 @@ def markdown(report: dict) -> str:
         means = [_f(float(np.mean([s[m]["psnr"] for s in pairs.values()]))) if all(m in s for s in pairs.values()) else "-"
                  for m in methods]
         lines += ["| **mean** | " + " | ".join(means) + " |", ""]
-        oe = [(pair, m, s[m]["psnr_oe"]) for pair, s in pairs.items() for m in methods
-              if m in s and not math.isnan(s[m]["psnr_oe"])]
-        if oe:
-            lines.append("OE PSNR: " + "; ".join(f"{p} {m} {_f(v)}" for p, m, v in oe))
-            lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _oe_table(report["matrix"]) + _shipped_table(report.get("shipped_vs_upi", {})))
+
+
+def _oe_table(matrix: dict) -> list[str]:
+    """OE PSNR of every method on the test frames that have overexposed pixels."""
+    rows = {(isp, pair): s for isp, pairs in matrix.items() for pair, s in pairs.items()
+            if any(not math.isnan(v["psnr_oe"]) for v in s.values())}
+    methods = [m for m in dict.fromkeys(m for s in rows.values() for m in s) if m not in ("mosaic", GAIN_ORACLE)]
+    if not rows:
+        return []
+    out = ["### Overexposed pixels (OE PSNR, dB, mean over seeds)", "",
+           "| ISP | train → test | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for (isp, pair), s in rows.items():
+        out.append(f"| {isp} | {pair} | " + " | ".join(_f(s[m]["psnr_oe"]) if m in s else "-" for m in methods) + " |")
+    return out + [""]
+
+
+def _shipped_table(shipped: dict) -> list[str]:
+    """The shipped model against UPI on every frame of every ISP (cameras it never saw)."""
+    if not shipped:
+        return []
+    out = ["### The shipped model on cameras it never saw, against UPI (PSNR, dB)", "",
+           "| ISP / frame | shipped | UPI |", "|---|---|---|"]
+    out += [f"| {k} | {_f(v['shipped']['psnr'])} | {_f(v['upi']['psnr'])} |" for k, v in shipped.items()]
+    return out + [""]
 
 
 TFLITE_MODES = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # --tflite name -> export_tflite(quantize=)
@@ -323,6 +342,7 @@ def parse_args(argv=None):
     ap.add_argument("--raw-dir", type=Path, default=make_real_pairs.RAW_DIR)
     ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_fidelity")
     ap.add_argument("--out", type=Path, default=None, help="report JSON [default: WORK_DIR/report.json]")
+    ap.add_argument("--table", action="store_true", help="print the report's Markdown tables and exit (runs nothing)")
     ap.add_argument("--tflite", default="", help="score finished runs as TFLite instead: e.g. fp32,fp16,int8 (see above)")
     ap.add_argument("--tflite-threads", type=int, default=2, help="LiteRT threads for --tflite")
     return ap.parse_args(argv)
@@ -335,6 +355,9 @@ def main(argv=None) -> int:
         return 1
     if args.tflite:
         return tflite_main(args)
+    if args.table:
+        print(markdown(json.loads((args.out or args.work_dir / "report.json").read_text())))
+        return 0
     t0 = time.perf_counter()
     isps = [s for s in args.isps.split(",") if s]
     pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]

@@ -45,4 +45,8 @@ def test_markdown_gives_means_and_seed_spread(bf):
     assert lines[2] == "| train → test | upi | dual+global |"
     assert lines[4] == "| A → B | 30.00 | 36.00 ±0.50 |"
     assert lines[6] == "| **mean** | 31.00 | 37.00 |"
-    assert "A → B dual+global 20.00" in bf.markdown(report)
+    oe = lines.index("### Overexposed pixels (OE PSNR, dB, mean over seeds)")
+    assert lines[oe + 2] == "| ISP | train → test | upi | dual+global |"
+    assert lines[oe + 4:] == ["| libraw | A → B | - | 20.00 |"]  # B → A has no OE pixels, UPI's OE is NaN
+    report["shipped_vs_upi"] = {"libraw/A": {"shipped": s(31.0), "upi": s(30.5)}}
+    assert "| libraw/A | 31.00 | 30.50 |" in bf.markdown(report).splitlines()
