@@ -310,6 +310,23 @@ def _work(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.resize(img, shape[::-1], interpolation=cv2.INTER_AREA), _resize_affine(img.shape[:2], shape)
 
 
+def _one_match_per_place(matches, ka, kb) -> list:
+    """The matches with each keypoint location (to 1 px) used once on either side, best first.
+
+    SIFT puts several keypoints (orientations, scales) at one blob; matched to each other they make
+    RANSAC's best "similarity" one that shrinks the whole RAW onto that blob (scale ~1e-20).
+    """
+    seen_a, seen_b, out = set(), set(), []
+    for m in sorted(matches, key=lambda m: m.distance):
+        a = tuple(np.round(ka[m.queryIdx].pt).astype(int))
+        b = tuple(np.round(kb[m.trainIdx].pt).astype(int))
+        if a not in seen_a and b not in seen_b:
+            seen_a.add(a)
+            seen_b.add(b)
+            out.append(m)
+    return out
+
+
 def coarse_map(raw_half: np.ndarray, rgb_lum: np.ndarray) -> tuple[CameraMap, dict]:
     """Similarity RAW -> RGB from SIFT matches and RANSAC; AlignmentError if the images do not match.
 
@@ -327,14 +344,18 @@ def coarse_map(raw_half: np.ndarray, rgb_lum: np.ndarray) -> tuple[CameraMap, di
     if da is not None and db is not None and len(ka) >= 2 and len(kb) >= 2:
         pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
         good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < 0.75 * n.distance]
+        good = _one_match_per_place(good, ka, kb)
     if len(good) < MIN_MATCHES:
-        raise AlignmentError(f"only {len(good)} matching features (need {MIN_MATCHES}): another scene?")
+        raise AlignmentError(f"only {len(good)} matching features (need {MIN_MATCHES}): another scene, or too little overlap?")
     pa = np.float32([ka[m.queryIdx].pt for m in good])
     pb = np.float32([kb[m.trainIdx].pt for m in good])
     sim, inliers = cv2.estimateAffinePartial2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=5000)
     n_in = 0 if inliers is None else int(inliers.sum())
     if sim is None or n_in < MIN_MATCHES:
-        raise AlignmentError(f"only {n_in} of {len(good)} feature matches agree on one geometry: another scene?")
+        raise AlignmentError(f"only {n_in} of {len(good)} feature matches agree on one geometry: another scene, or too little overlap?")
+    work_scale = float(np.sqrt(abs(np.linalg.det(sim[:, :2]))))
+    if not 1 / 16 <= work_scale <= 16:
+        raise AlignmentError(f"the feature matches agree only on a scale of {work_scale:.3g}: another scene?")
     # full-resolution RAW -> half grid -> work grid -> (sim) -> RGB work grid -> RGB
     to_work = a_map @ np.linalg.inv(_HALF_TO_FULL)
     full = np.linalg.inv(b_map) @ np.vstack([sim, [0, 0, 1]]) @ to_work
@@ -505,6 +526,7 @@ _ROUNDS = (
 # finishes (N900, 15 tiles: 1.6 -> 0.9 px at the corners). With many it is not needed and can hurt:
 # it also weighs flat, out-of-focus regions (Canon 550D, 157 tiles, distorted: 0.15 -> 0.95 px).
 _DENSE_BELOW_TILES = 60
+_ALIAS_SIGMA = 1.0 / np.sqrt(12.0)  # RAW half-resolution px: a 2 RAW px box's standard deviation
 _LCN_SIGMA = 8.0  # local contrast normalisation scale, RAW half-resolution px
 _BLUR_SIGMA = 1.0  # against sensor noise and JPEG blocks
 # A weak pull of k2 towards 0 in the dense fit: on small or flat frames k1 and k2 trade off, and
@@ -566,18 +588,17 @@ def refine_map(raw_half: np.ndarray, rgb_lum: np.ndarray, m: CameraMap):
     """
     rgb_lum = np.asarray(rgb_lum, np.float32)  # OpenCV interpolates float32 more precisely than float64
     raw_half = np.asarray(raw_half, np.float64)
-    # Both blurred alike (in RAW half-resolution px) before the tiles compare them: the RGB is sampled
-    # at the half grid's points, one per 2 RAW px, and unfiltered it aliases into a shift the tiles
-    # cannot see (Huawei P9, crop only: 0.15 px everywhere, measured residual 0.04 px).
-    raw_blur = cv2.GaussianBlur(raw_half, (0, 0), _BLUR_SIGMA)
-    rgb_blur = cv2.GaussianBlur(rgb_lum, (0, 0), _BLUR_SIGMA * 2.0 * m.scale)
+    # The RGB is sampled at the half grid's points, one per 2 RAW px, whose RAW values are 2x2 means:
+    # unfiltered it aliases into a shift the tiles cannot see (Huawei P9, crop only: 0.15 px everywhere,
+    # measured residual 0.04 px). A Gaussian of the 2 px box's spread (2 / sqrt(12) RAW px) stands in.
+    rgb_blur = cv2.GaussianBlur(rgb_lum, (0, 0), _ALIAS_SIGMA * 2.0 * m.scale)
     points = _half_grid_points(raw_half.shape)
     active, n_tiles = (), 0
     for estimator, radial in (*_ROUNDS, (_gradient_shift, None)):
         if radial is None and n_tiles < _DENSE_BELOW_TILES:
             m = dense_fit(m, raw_half, rgb_lum, active=active)
         warped, valid = warp_to_raw(rgb_blur, m, points, raw_half.shape)
-        centres, shifts = _tile_shifts(raw_blur, warped.astype(np.float64), valid, estimator)
+        centres, shifts = _tile_shifts(raw_half, warped.astype(np.float64), valid, estimator)
         if len(centres) < _MIN_TILES:
             raise AlignmentError(f"only {len(centres)} image tiles match after the coarse fit (need {_MIN_TILES})")
         if radial is None:

@@ -279,8 +279,7 @@ def make_pairs_from_raw(
     quality = isp.jpeg_quality if jpeg_quality is None else int(jpeg_quality)
     if not 1 <= quality <= 100:
         raise ValueError(f"jpeg_quality: expected 1 to 100, got {jpeg_quality}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # created with the first scene written: a refused first file leaves nothing
     meta = _read_meta(out_dir)
     _check_same_isp(meta, isp_meta, out_dir)
     if not meta["scenes"]:
@@ -295,7 +294,8 @@ def make_pairs_from_raw(
         **isp_meta,
     )
     summary = {"out_dir": str(out_dir), "patches": 0, "scenes": [], "failed": []}
-    for i, path in enumerate(tqdm(paths, desc="make-pairs", unit="file", disable=not progress)):
+    # disable=None: tqdm draws its bar only on a terminal, so a log or a pipe gets just the report lines
+    for i, path in enumerate(tqdm(paths, desc="make-pairs", unit="file", disable=None if progress else True)):
         if cameras:
             isp = cameras[i]
         try:
@@ -315,6 +315,7 @@ def make_pairs_from_raw(
             )
             continue
         name = _unique_scene(scene_name(path), str(path.resolve()), meta["scenes"])
+        out_dir.mkdir(parents=True, exist_ok=True)
         entry = _write_scene(scene, isp, name, out_dir, patch, stride, rgb_format, quality)
         _remove_stale(out_dir, name, meta["scenes"].get(name), entry)
         meta["scenes"][name] = entry
