@@ -47,7 +47,7 @@ CAMERA_SETTINGS = {
     "rgb": "the camera's own RGB, resampled onto the RAW grid (bicubic) by the fitted map; the RAW is exact",
     "orientation": "the RGB's EXIF orientation applied, then the RAW's (LibRaw flip) undone",
     "coarse": "SIFT + RANSAC similarity on ~1024 px copies; RAW = white-balanced bilinear demosaic, luminance, 2x2 mean, gamma 1/2.2, histogram-matched",
-    "fine": "64 px half-resolution tiles: 3 rounds of phase correlation, 3 of Lucas-Kanade, robust least squares of the affine + the radial terms BIC picks (k1 r^2, k2 r^4, k_r r); under 60 tiles (small frames) a dense fit on local-contrast-normalised images; then measured again",
+    "fine": "half-resolution tiles of 64 px (32 small, 16 tiny frames), the RGB blurred by a 2 px box spread: 3 rounds of phase correlation, 3 of Lucas-Kanade, robust least squares of the affine + the radial terms BIC picks (k1 r^2, k2 r^4, k_r r); under 60 tiles (small frames) a dense fit on local-contrast-normalised images; then measured again",
     "refused": f"overlap < {MIN_OVERLAP:.0%}, median residual > {MAX_MEDIAN_PX} px or 90th percentile > {MAX_P90_PX} px, too few feature matches or tiles",
     "border": "cropped to the largest rectangle whose pixels all map inside the RGB",
 }
