@@ -545,7 +545,7 @@ def jit_timings(base: int, depth: int, scene: str, repeats: int) -> dict:
     """--jit: XLA on and off, timed alternately in this process (median of `repeats` after warm-up/compile).
 
     Inference: TiledInference on the dual inference form at `base` over a 1008 x 1344 crop of the
-    frame (tile 512, overlap 64: 6 tiles), every saving on, jit_compile True / False. Training:
+    frame (tile 512, overlap 64: 9 tiles), every saving on, jit_compile True / False. Training:
     the demo config's first-phase step (training/configs/demo.yaml), jit_compile True / False.
     """
     import keras
