@@ -24,7 +24,6 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches
-from revisp_tf.io import write_dng, write_rgb
 from revisp_tf.io.dng import write_dng_bands
 from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples, scratch_file, write_png_rows
 from revisp_tf.isp.process import gray_world_gains, visualize_raw
@@ -112,17 +111,6 @@ def write_png_bands(path: Path, shape: tuple[int, int, int], bands) -> Path:
                     yield np.round(np.asarray(rgb) * 255.0).astype(np.uint8)  # as write_rgb rounds
 
         return write_png_rows(path, 2 * h, 2 * w, blocks())
-
-
-def write_output(bayer: np.ndarray, out_base: Path, fmt: str, sensor: SensorSpec, rgb=None) -> Path:
-    """Writes one packed RGGB reconstruction as `out_base` + the format's suffix (a DNG's colour fitted to `rgb`)."""
-    if fmt == "npy":
-        return write_npy_bands(out_base.with_suffix(".npy"), bayer.shape, [(0, bayer)], sensor)
-    if fmt == "dng":
-        return write_dng(out_base.with_suffix(".dng"), bayer, sensor, rgb=rgb)
-    if fmt == "png":
-        return write_rgb(out_base.with_suffix(".png"), np.asarray(visualize_raw(bayer)))
-    raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def frame_context_of(model, rgb: np.ndarray):
