@@ -2,8 +2,10 @@
 
     python scripts/benchmark_fidelity.py [--isps libraw,darktable,rt-pop2lab,rt-local] \
         [--frame-pairs all] [--trained single,dual,single+global,dual+global] [--seeds 0,1] \
-        [--steps 150] [--work-dir runs/benchmark_fidelity] [--markdown docs/benchmarks.md]
+        [--steps 150] [--ablation] [--shipped] [--work-dir runs/benchmark_fidelity]
+    python scripts/benchmark_fidelity.py --table     # the report's Markdown tables (docs/benchmarks.md)
     python scripts/benchmark_fidelity.py --tflite fp32,fp16,int8 [--isps ... --frame-pairs ... --trained ... --seeds ...]
+    python scripts/benchmark_fidelity.py --jpeg [--isps ... --frame-pairs ... --trained ... --seeds ...]
 
 The paper's question is whether a model trained on a camera's pairs carries over to new scenes
 of that camera; white balance and exposure differ from frame to frame. For each camera of
@@ -24,6 +26,11 @@ and LPIPS, which this budget cannot afford on a CPU), nets at --width filters an
 The test frame is never used for anything but the scores (the trainer's validation runs on a
 crop of the training frame). Finished runs are reused when their config matches.
 Scores: challenge PSNR/SSIM over each test patch, OE and NOE PSNR, means over patches.
+
+--jpeg (a separate path, `jpeg_main`): on lossless (PNG) renders, each selected run is trained
+twice, as it is and with the JPEG augmentation (JPEG_AUGMENTATION), and scored on the test frame's
+lossless RGB and on it recompressed at each of JPEG_QUALITIES; the drop against lossless, per run.
+Files and report under WORK_DIR/jpeg/.
 
 --tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
 exported to TFLite in the given precisions (static, the patch size; int8 calibrated on the
@@ -94,17 +101,17 @@ ABLATION_PAIRS = (("P9-19", "P9-242"), ("Outdoor1", "Indoor1"))
 FIELDS = ("psnr", "ssim", "psnr_oe", "psnr_noe")
 
 
-def make_frames(isp: str, raw_dir: Path, out: Path, patch: int) -> dict[str, Path]:
+def make_frames(isp: str, raw_dir: Path, out: Path, patch: int, rgb_format: str = "jpg") -> dict[str, Path]:
     """Each frame's pairs in a folder of its own, rendered by `isp` (reused when the stamp matches)."""
     dirs = {}
     for name, rel in FRAMES.items():
         d = out / isp / name
-        params = {"isp": ISPS[isp], "patch": patch, "source": rel}
+        params = {"isp": ISPS[isp], "patch": patch, "source": rel} | ({} if rgb_format == "jpg" else {"rgb_format": rgb_format})
         stamp = d / "frame.json"
         if not (stamp.is_file() and json.loads(stamp.read_text()) == params):
             shutil.rmtree(d, ignore_errors=True)
             kw = make_real_pairs.raw_kwargs(raw_dir, make_real_pairs.FILES[rel])
-            make_pairs_from_raw(raw_dir / rel, d, patch, progress=False, **ISPS[isp], **kw)
+            make_pairs_from_raw(raw_dir / rel, d, patch, progress=False, rgb_format=rgb_format, **ISPS[isp], **kw)
             with atomic_write(stamp) as tmp:
                 tmp.write_text(json.dumps(params))
         dirs[name] = d
@@ -245,6 +252,79 @@ def _shipped_table(shipped: dict) -> list[str]:
     return out + [""]
 
 
+JPEG_QUALITIES = (95, 85, 70)  # --jpeg: the test RGB recompressed at these
+JPEG_AUGMENTATION = "data.jpeg_quality=[70, 95]"  # the augmented twin of each run
+
+
+def recompressed_frame(src: Path, dst: Path, quality: int) -> Path:
+    """A copy of the pairs folder `src` with each RGB through libjpeg at `quality`, stored lossless (PNG)."""
+    import cv2
+
+    stamp = dst / "recompressed.json"
+    params = {"source": str(src), "quality": quality}
+    if stamp.is_file() and json.loads(stamp.read_text()) == params:
+        return dst
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.suffix == ".png":
+            ok, buf = cv2.imencode(".jpg", cv2.imread(str(f), cv2.IMREAD_COLOR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise RuntimeError(f"{f}: OpenCV failed to encode a JPEG")
+            cv2.imwrite(str(dst / f.name), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+        elif f.suffix in (".npy", ".json") and f.name != "frame.json":
+            shutil.copy2(f, dst / f.name)
+    with atomic_write(stamp) as tmp:
+        tmp.write_text(json.dumps(params))
+    return dst
+
+
+def jpeg_main(args) -> int:
+    """--jpeg: each selected run trained with and without the JPEG augmentation, on lossless (PNG) renders,
+    scored on the test frame's lossless RGB and on it recompressed at each of JPEG_QUALITIES."""
+    pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    root = args.work_dir / "jpeg"
+    out_path = args.out or root / "report.json"
+    aug_args = argparse.Namespace(**{**vars(args), "set": [*args.set, JPEG_AUGMENTATION]})
+    report, lines = {}, []
+    for isp in [s for s in args.isps.split(",") if s]:
+        dirs = make_frames(isp, args.raw_dir.resolve(), root / "pairs", args.patch, rgb_format="png")
+        for a, b in pairs:
+            tests = {"lossless": dirs[b]} | {
+                f"q{q}": recompressed_frame(dirs[b], root / "pairs" / isp / f"{b}-q{q}", q) for q in JPEG_QUALITIES}
+            tests = {k: scan_pairs(d, sensor=PROJECT_10BIT) for k, d in tests.items()}
+            for method in [m for m in args.trained.split(",") if m]:
+                for seed in seeds:
+                    for tag, run_args in (("", args), ("+jpeg aug", aug_args)):
+                        cfg = experiment(method, seed, dirs[a], run_args)
+                        run_dir = root / "runs" / isp / f"{a}-to-{b}" / f"{method}{tag.replace(' ', '')}-s{seed}"
+                        model_path, secs, _ = train_run(cfg, run_dir)
+                        scores = {k: score_model(model_path, ex)["psnr"] for k, ex in tests.items()}
+                        drops = {k: scores["lossless"] - v for k, v in scores.items() if k != "lossless"}
+                        report.setdefault(isp, {}).setdefault(f"{a} → {b}", {})[f"{method}{tag} s{seed}"] = {
+                            "psnr": scores, "drop": drops, "train_s": round(secs, 1)}
+                        lines.append(f"| {isp} {a} → {b} | {method}{tag} s{seed} | "
+                                     + " | ".join(f"{scores[k]:.2f}" for k in tests) + " | "
+                                     + " | ".join(f"{d:.2f}" for d in drops.values()) + " |")
+                        print(lines[-1], flush=True)
+    with atomic_write(out_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    qs = [f"q{q}" for q in JPEG_QUALITIES]
+    print("| pair | run | lossless | " + " | ".join(qs) + " | " + " | ".join(f"drop {q}" for q in qs) + " |")
+    print("|---|---|---|" + "---|" * 2 * len(qs))
+    print("\n".join(lines))
+    for isp, by_pair in report.items():
+        for pair, runs in by_pair.items():
+            for name, r in runs.items():
+                if "+jpeg aug" in name:
+                    plain = runs[name.replace("+jpeg aug", "")]["drop"]["q85"]
+                    print(f"{isp} {pair} {name}: drop at q85 {r['drop']['q85']:.2f} dB with the augmentation, "
+                          f"{plain:.2f} without (ratio {r['drop']['q85'] / plain:.2f})")
+    print(f"report: {out_path}")
+    return 0
+
+
 TFLITE_MODES = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # --tflite name -> export_tflite(quantize=)
 
 
@@ -342,6 +422,8 @@ def parse_args(argv=None):
     ap.add_argument("--raw-dir", type=Path, default=make_real_pairs.RAW_DIR)
     ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_fidelity")
     ap.add_argument("--out", type=Path, default=None, help="report JSON [default: WORK_DIR/report.json]")
+    ap.add_argument("--jpeg", action="store_true", help="train each run with and without the JPEG augmentation "
+                    "on lossless renders; score on the test RGB recompressed at JPEG_QUALITIES (WORK_DIR/jpeg/)")
     ap.add_argument("--table", action="store_true", help="print the report's Markdown tables and exit (runs nothing)")
     ap.add_argument("--tflite", default="", help="score finished runs as TFLite instead: e.g. fp32,fp16,int8 (see above)")
     ap.add_argument("--tflite-threads", type=int, default=2, help="LiteRT threads for --tflite")
@@ -355,6 +437,8 @@ def main(argv=None) -> int:
         return 1
     if args.tflite:
         return tflite_main(args)
+    if args.jpeg:
+        return jpeg_main(args)
     if args.table:
         print(markdown(json.loads((args.out or args.work_dir / "report.json").read_text())))
         return 0

@@ -50,3 +50,28 @@ def test_markdown_gives_means_and_seed_spread(bf):
     assert lines[oe + 4:] == ["| libraw | A → B | - | 20.00 |"]  # B → A has no OE pixels, UPI's OE is NaN
     report["shipped_vs_upi"] = {"libraw/A": {"shipped": s(31.0), "upi": s(30.5)}}
     assert "| libraw/A | 31.00 | 30.50 |" in bf.markdown(report).splitlines()
+
+
+def test_recompressed_frame_is_the_jpeg_round_trip_stored_lossless(bf, tmp_path):
+    import cv2
+    import numpy as np
+
+    src, dst = tmp_path / "frame", tmp_path / "frame-q85"
+    src.mkdir()
+    y, x = np.mgrid[:64, :96]
+    rgb = np.stack([x * 2, y * 3, (x * y) % 256], -1).astype(np.uint8)
+    cv2.imwrite(str(src / "a_0.png"), rgb)
+    np.save(src / "a_0.npy", np.arange(12, dtype=np.uint16).reshape(2, 3, 2))
+    (src / "meta.json").write_text('{"a_0": {"y": 0, "x": 0}}')
+    (src / "frame.json").write_text("{}")
+    bf.recompressed_frame(src, dst, 85)
+    want = cv2.imdecode(cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 85])[1], cv2.IMREAD_COLOR)
+    got = cv2.imread(str(dst / "a_0.png"), cv2.IMREAD_COLOR)
+    assert np.array_equal(got, want) and np.abs(got.astype(int) - rgb).max() > 0  # compressed, stored exactly
+    assert np.array_equal(np.load(dst / "a_0.npy"), np.load(src / "a_0.npy"))
+    assert sorted(p.name for p in dst.iterdir()) == ["a_0.npy", "a_0.png", "meta.json", "recompressed.json"]
+    (dst / "a_0.png").unlink()
+    bf.recompressed_frame(src, dst, 85)  # same stamp: reused as it is
+    assert not (dst / "a_0.png").exists()
+    bf.recompressed_frame(src, dst, 70)  # another quality: made again
+    assert (dst / "a_0.png").is_file()
