@@ -1,13 +1,10 @@
-"""The per-frame side of on-device inference, in NumPy and OpenCV only: frame context and tiling.
+"""The per-frame side of on-device inference, in NumPy and OpenCV only: the frame context.
 
 What a phone app computes around the .tflite (mobile/README.md), written without TensorFlow so
-that it runs beside LiteRT anywhere (x86, ARM64). Each function is the NumPy form of the library
-function it names; tests/export/test_mobile_frame.py checks them against those.
-
-- `frame_summary`, `context_window`: revisp_tf.models.global_stage (the context of a
-  global-stage model, computed once per frame, sliced per tile).
-- `tile_starts`, `axis_weights`: revisp_tf.inference (overlapping tiles on the max-pooling grid,
-  raised-cosine blending whose weights sum to 1).
+that it runs beside LiteRT anywhere (x86, ARM64): `frame_summary` and `context_window` are the
+NumPy forms of revisp_tf.models.global_stage's (the context of a global-stage model, computed
+once per frame, sliced per tile); tests/export/test_mobile_frame.py checks them against those.
+The tiling is the library's own, `revisp_tf.tiling`, which needs NumPy only.
 """
 
 from __future__ import annotations
@@ -83,69 +80,3 @@ def context_window(summary: FrameSummary, y0: int, x0: int, height: int, width: 
     out[..., 2:5] = blurred
     out[..., 5:8] = summary.stats
     return out
-
-
-def tile_starts(size: int, tile: int, overlap: int, align: int) -> tuple[list[int], int]:
-    """(starts, extent) of the tiles along one axis: starts on multiples of `align`, overlapping by >= `overlap`.
-
-    The extent is the smallest multiple of `align`, at most `tile`, that needs no more tiles than
-    `tile` would; an axis no longer than `tile` is one tile of extent `size`.
-    """
-    if size <= tile:
-        return [0], size
-    end = -(-size // align) * align
-
-    def starts(extent: int) -> list[int]:
-        last = end - extent
-        step = (extent - overlap) // align * align
-        return [min(i * step, last) for i in range(1 + -(-last // step))]
-
-    fewest = len(starts(tile))
-    smallest = -(-(overlap + align) // align) * align
-    extent = next(e for e in range(smallest, tile + align, align) if len(starts(e)) <= fewest)
-    return starts(extent), extent
-
-
-def _ramp(distance: np.ndarray, overlap: int, margin: int) -> np.ndarray:
-    width = overlap - 2 * margin
-    if width == 0:
-        return (distance >= margin).astype(np.float64)
-    u = np.clip((distance - margin + 0.5) / width, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * u)
-
-
-def axis_weights(starts, extent: int, margin: int) -> list[np.ndarray]:
-    """Blend weights (packed resolution) of each tile along one axis; zero for `margin` px at inner edges, sum 1."""
-    n, half = len(starts), extent // 2
-    p = [s // 2 for s in starts]
-    d = np.arange(half)
-    windows = []
-    for i in range(n):
-        w = np.ones(half)
-        if i > 0:
-            w *= _ramp(d, p[i - 1] + half - p[i], margin // 2)
-        if i < n - 1:
-            w *= _ramp(half - 1 - d, p[i] + half - p[i + 1], margin // 2)
-        windows.append(w)
-    total = np.zeros(p[-1] + half)
-    for pi, w in zip(p, windows):
-        total[pi : pi + half] += w
-    return [(w / total[pi : pi + half]).astype(np.float32) for pi, w in zip(p, windows)]
-
-
-def check_tiling(tile: int, overlap: int, margin: int, align: int) -> None:
-    """ValueError unless the tiling is valid for a model whose U-Nets pad to multiples of `align`."""
-    if align < 2 or align % 2:
-        raise ValueError(f"align={align}: expected an even number (2**depth of the U-Net, 16 for depth 4)")
-    if tile <= 0 or tile % align:
-        raise ValueError(f"tile={tile}: expected a positive multiple of align={align}")
-    if overlap < 0 or overlap % 2 or overlap > tile - align:
-        raise ValueError(f"overlap={overlap}: expected an even number in [0, {tile - align}] for tile={tile}")
-    if margin < 0 or margin % 2 or 2 * margin > overlap:
-        raise ValueError(f"margin={margin}: expected an even number in [0, overlap/2 = {overlap // 2}]")
-
-
-def blended(weights: np.ndarray, inside: int) -> slice:
-    """The packed rows (or columns) of a tile that reach the output: weight > 0 and inside the frame."""
-    used = np.flatnonzero(weights[:inside] > 0)
-    return slice(int(used[0]), int(used[-1]) + 1)

@@ -14,7 +14,7 @@ round(units * normaliser) with --normaliser (the AIM 2022 submission format).
 
 - A static model takes images of its input size, in one pass. A dynamic one takes any even
   size; an image larger than --tile runs as overlapping tiles blended as `revisp_tf.inference`
-  does (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
+  does, with its `revisp_tf.tiling` (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
 - A global-stage model (inputs `rgb` and `context`) gets its context computed once per image, on
   the whole image (`frame.frame_summary`), each tile its slice (`frame.context_window`).
 - A dual (mask-fusion) model carries the signatures `skip_mask`, `skip_oe`, `skip_noe` and
@@ -38,7 +38,10 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: revisp_tf.tiling (NumPy only)
 import frame as frame_lib  # noqa: E402
+
+from revisp_tf import tiling  # noqa: E402
 
 SIGNATURE, INPUT, CONTEXT, OUTPUT = "reverse_isp", "rgb", "context", "bayer"
 MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
@@ -173,10 +176,10 @@ def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, ov
     if input_shape(interpreter) != (None, None) and max(h, w) > tile:
         raise ValueError(f"image {h}x{w}: tiling needs a dynamic model (export --dynamic); this one is static")
     margin = overlap // 8 * 2 if margin is None else margin
-    frame_lib.check_tiling(tile, overlap, margin, align)
-    ys, th = frame_lib.tile_starts(h, tile, overlap, align)
-    xs, tw = frame_lib.tile_starts(w, tile, overlap, align)
-    wy, wx = frame_lib.axis_weights(ys, th, margin), frame_lib.axis_weights(xs, tw, margin)
+    tiling.check_tiling(tile, overlap, margin, align)
+    ys, th = tiling.tile_starts(h, tile, overlap, align)
+    xs, tw = tiling.tile_starts(w, tile, overlap, align)
+    wy, wx = tiling.axis_weights(ys, th, margin), tiling.axis_weights(xs, tw, margin)
     summary = frame_lib.frame_summary(rgb) if takes_context(interpreter) else None
     skip = skip and can_skip(interpreter)
     out = np.zeros((h // 2, w // 2, 4), np.float32)
@@ -191,8 +194,8 @@ def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, ov
                 context = np.full((th, tw, frame_lib.CONTEXT_CHANNELS), frame_lib.PAD_VALUE, np.float32)
                 context[:ph, :pw] = frame_lib.context_window(summary, y0, x0, ph, pw)
             if skip:
-                rows = frame_lib.blended(wy[i], h // 2 - y0 // 2)
-                cols = frame_lib.blended(wx[j], w // 2 - x0 // 2)
+                rows = tiling.blended(wy[i], h // 2 - y0 // 2)
+                cols = tiling.blended(wx[j], w // 2 - x0 // 2)
                 region = (slice(2 * rows.start, 2 * rows.stop), slice(2 * cols.start, 2 * cols.stop))
                 pred, nets = run_skipping(interpreter, x, context, region)
                 ran["+".join(nets)] += 1

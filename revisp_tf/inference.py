@@ -54,6 +54,7 @@ from tqdm import tqdm
 from revisp_tf.io.images import read_raw_npy, read_rgb
 from revisp_tf.models.inference_form import FusionParts, fusion_parts
 from revisp_tf.models.layers import PadToMultiple
+from revisp_tf.tiling import axis_weights, blended, check_tiling, tile_starts
 
 AIM22_ROWS, AIM22_COLS = 6, 8
 _PATCH_NAME = re.compile(r"^(?P<scene>.+)_(?P<k>\d+)$")
@@ -84,17 +85,6 @@ def _all_layers(layer) -> Iterable[keras.layers.Layer]:
     for child in getattr(layer, "layers", []):
         yield child
         yield from _all_layers(child)
-
-
-def _check_tiling(tile: int, overlap: int, margin: int, batch_size: int, align: int) -> None:
-    if tile <= 0 or tile % align:
-        raise ValueError(f"tile={tile}: expected a positive multiple of {align} (the model's pooling alignment)")
-    if overlap < 0 or overlap % 2 or overlap > tile - align:
-        raise ValueError(f"overlap={overlap}: expected an even number in [0, {tile - align}] for tile={tile}")
-    if margin < 0 or margin % 2 or 2 * margin > overlap:
-        raise ValueError(f"margin={margin}: expected an even number in [0, overlap/2 = {overlap // 2}]")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: expected at least 1")
 
 
 def _check_frame(rgb) -> np.ndarray:
@@ -128,58 +118,6 @@ def unit_float(part: np.ndarray) -> np.ndarray:
     if part.dtype.kind == "u":
         return part.astype(np.float32) / np.float32(np.iinfo(part.dtype).max)
     return np.asarray(part, np.float32)
-
-
-def tile_starts(size: int, tile: int, overlap: int, align: int) -> tuple[list[int], int]:
-    """(starts, extent) of the tiles along one axis of `size` px.
-
-    Starts are multiples of `align`, consecutive tiles overlap by at least `overlap`, the last
-    tile ends at `size` rounded up to `align`. The extent is the smallest multiple of `align`, at
-    most `tile`, that needs no more tiles than `tile` itself would (a 3024 px axis at tile 512,
-    overlap 32, align 16 takes 7 tiles of 464 px, not 7 of 512). An axis no longer than `tile` is
-    one tile of extent `size`.
-    """
-    if size <= tile:
-        return [0], size
-    end = -(-size // align) * align
-
-    def starts(extent: int) -> list[int]:
-        last = end - extent
-        step = (extent - overlap) // align * align
-        return [min(i * step, last) for i in range(1 + -(-last // step))]
-
-    fewest = len(starts(tile))
-    smallest = -(-(overlap + align) // align) * align  # the first extent whose step is positive
-    extent = next(e for e in range(smallest, tile + align, align) if len(starts(e)) <= fewest)
-    return starts(extent), extent
-
-
-def _ramp(distance: np.ndarray, overlap: int, margin: int) -> np.ndarray:
-    """Weight of a tile at `distance` packed px from its inner edge, for an edge overlapping by `overlap`."""
-    width = overlap - 2 * margin
-    if width == 0:
-        return (distance >= margin).astype(np.float64)
-    u = np.clip((distance - margin + 0.5) / width, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * u)  # sin^2: complementary to the neighbour's ramp
-
-
-def axis_weights(starts: Sequence[int], extent: int, margin: int) -> list[np.ndarray]:
-    """Blend weights (packed resolution) of each tile along one axis; they sum to 1 at every position."""
-    n, half = len(starts), extent // 2
-    p = [s // 2 for s in starts]
-    d = np.arange(half)
-    windows = []
-    for i in range(n):
-        w = np.ones(half)
-        if i > 0:
-            w *= _ramp(d, p[i - 1] + half - p[i], margin // 2)
-        if i < n - 1:
-            w *= _ramp(half - 1 - d, p[i] + half - p[i + 1], margin // 2)
-        windows.append(w)
-    total = np.zeros(p[-1] + half)
-    for pi, w in zip(p, windows):
-        total[pi : pi + half] += w
-    return [(w / total[pi : pi + half]).astype(np.float32) for pi, w in zip(p, windows)]
 
 
 # Which nets a tile of a mask-fusion model runs: both; only NOE (mask 0 on all its output
@@ -259,7 +197,9 @@ class TiledInference:
     def _plan(self, x: np.ndarray, tile: int, overlap: int, margin, context, batch_size: int) -> TilePlan:
         h, w = x.shape[:2]
         margin = overlap // 8 * 2 if margin is None else margin
-        _check_tiling(tile, overlap, margin, batch_size, self.align)
+        check_tiling(tile, overlap, margin, self.align)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: expected at least 1")
         ys, th = tile_starts(h, tile, overlap, self.align)
         xs, tw = tile_starts(w, tile, overlap, self.align)
         wy, wx = axis_weights(ys, th, margin), axis_weights(xs, tw, margin)
@@ -269,18 +209,12 @@ class TiledInference:
                 mask = self._mask(*self._inputs(x, context, [(ys[i], xs[j])], th, tw)).numpy()[0, ..., 0]
                 region = mask
                 if self.parts.block_local and mask.shape == (th, tw):
-                    rows = self._blended(wy[i], h // 2 - ys[i] // 2)
-                    cols = self._blended(wx[j], w // 2 - xs[j] // 2)
+                    rows = blended(wy[i], h // 2 - ys[i] // 2)
+                    cols = blended(wx[j], w // 2 - xs[j] // 2)
                     region = mask[2 * rows.start : 2 * rows.stop, 2 * cols.start : 2 * cols.stop]
                 oe, noe = bool(np.any(region != 0)), bool(np.any(region != 1))
                 kinds[i, j] = "both" if oe and noe else "oe" if oe else "noe"
         return TilePlan(ys, xs, th, tw, wy, wx, kinds)
-
-    @staticmethod
-    def _blended(weights: np.ndarray, inside: int) -> slice:
-        """The packed rows (or columns) of a tile that reach the output: weight > 0 and inside the frame."""
-        used = np.flatnonzero(weights[:inside] > 0)
-        return slice(int(used[0]), int(used[-1]) + 1)
 
     def _inputs(self, x, context, origins, th: int, tw: int) -> list[np.ndarray]:
         """The model inputs of tiles at `origins` (y0, x0): frame values, the pad value beyond the frame."""

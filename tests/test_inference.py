@@ -11,15 +11,14 @@ import pytest
 
 from revisp_tf.inference import (
     TiledInference,
-    axis_weights,
     group_patch_files,
     infer_tiled,
     receptive_radius,
     stitch_patches,
-    tile_starts,
     unstitch,
 )
 from revisp_tf.models.inference_form import inference_form
+from revisp_tf.tiling import axis_weights, tile_starts
 from tests.conftest import REALDATA, read_jpeg_rgb
 from tests.context_model import CONTEXT_CHANNELS, context_dual_model
 from tests.lively import generated_frame, lively_model

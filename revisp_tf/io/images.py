@@ -158,14 +158,18 @@ def _temporary_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def scratch_file(path) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same extension) for intermediate data; always deleted afterwards."""
-    path = Path(path)
+def _beside(path: Path, rename: bool) -> Iterator[Path]:
+    """A temporary path beside `path` (same extension): renamed to `path` on success when `rename`,
+    deleted otherwise; an OSError becomes a WriteError naming `path`."""
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
     tmp = _temporary_name(path)
     try:
         yield tmp
+        if rename:
+            if not tmp.is_file():
+                raise RuntimeError(f"writing {path}: the writer did not create {tmp.name}")
+            os.replace(tmp, path)
     except OSError as e:
         if isinstance(e, WriteError):
             raise
@@ -176,27 +180,21 @@ def scratch_file(path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def scratch_file(path) -> Iterator[Path]:
+    """Yields a temporary path beside `path` (same extension) for intermediate data; always deleted afterwards."""
+    with _beside(Path(path), rename=False) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
 def atomic_write(path) -> Iterator[Path]:
     """Yields a temporary path beside `path` (same extension); renames to `path` on success, deletes it on failure."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
-    if path.parent.resolve() not in _swept_dirs:
+    if path.parent.is_dir() and path.parent.resolve() not in _swept_dirs:
         _swept_dirs.add(path.parent.resolve())
         remove_stale_temporaries(path.parent)
-    tmp = _temporary_name(path)
-    try:
+    with _beside(path, rename=True) as tmp:
         yield tmp
-        if not tmp.is_file():
-            raise RuntimeError(f"writing {path}: the writer did not create {tmp.name}")
-        os.replace(tmp, path)
-    except OSError as e:
-        if isinstance(e, WriteError):
-            raise
-        raise _write_error(f"cannot write {path}: {_reason(e, path.parent)}", e) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
 
 
 def _read_bytes(path: Path, expected: str) -> bytes:
