@@ -35,7 +35,7 @@ from absl import logging
 from revisp_tf.io.images import atomic_write
 from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
 from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern, crop_to_pattern, pattern_colors, unpack
-from revisp_tf.isp.color_fit import _MAX_TILES, XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour
+from revisp_tf.isp.color_fit import XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour, thinning_stride
 from revisp_tf.isp.sensor import SensorSpec
 
 _D65 = 21  # EXIF LightSource code of CalibrationIlluminant1.
@@ -93,17 +93,12 @@ def _color_matrix(color_matrix) -> list[int]:
     return [v for x in m.ravel() for v in (round(x * _MATRIX_DENOMINATOR), _MATRIX_DENOMINATOR)]
 
 
-def fit_stride(h: int, w: int) -> int:
-    """Every how many tile rows and columns the colour fit of an (h, w, 4) packed frame reads (as `color_fit` thins)."""
-    return max(1, int(np.ceil(np.sqrt(h * w / _MAX_TILES))))
-
-
 class _FitSamples:
-    """The tiles of a packed frame that its colour fit reads (every `fit_stride`-th row and column), gathered as rows pass."""
+    """The tiles of a packed frame that its colour fit reads (every `thinning_stride`-th row and column), gathered as rows pass."""
 
     def __init__(self, shape: tuple[int, int, int], sensor, rgb):
         h, w = shape[:2]
-        self.stride = fit_stride(h, w)
+        self.stride = thinning_stride(h, w)
         self.sensor, self.rgb, self.h, self.w = sensor, rgb, h, w
         self.rows = []
 
@@ -126,7 +121,7 @@ class _FitSamples:
 def fitted_colour(packed_rggb_units, sensor, rgb) -> CameraColour:
     """The colour fit of a packed RGGB reconstruction, on the values the DNG stores (0 at black, 1 at white).
 
-    It reads every `fit_stride`-th tile row and column, as `color_fit` thins a large image, and
+    It reads every `thinning_stride`-th tile row and column, as `color_fit` thins a large image, and
     converts only those (a 100 MP frame costs a few MB). Given the thinned tiles, the fit counts
     its usable share among them, not among the whole frame's tiles.
     """

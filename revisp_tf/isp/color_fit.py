@@ -160,6 +160,11 @@ def _block_max(image: np.ndarray) -> np.ndarray:
     return image.reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3, 4))
 
 
+def thinning_stride(h: int, w: int) -> int:
+    """Every how many tile rows and columns a fit reads of an (h, w) packed image (at most _MAX_TILES tiles)."""
+    return max(1, int(np.ceil(np.sqrt(h * w / _MAX_TILES))))
+
+
 def _check_pair(packed_camera, rgb_srgb) -> tuple[np.ndarray, np.ndarray]:
     """Validated (packed, rgb) as float64 in [0, 1], every `stride`-th tile per axis of a large image.
 
@@ -173,7 +178,7 @@ def _check_pair(packed_camera, rgb_srgb) -> tuple[np.ndarray, np.ndarray]:
     h, w = packed.shape[:2]
     if rgb.shape != (2 * h, 2 * w, 3):
         raise ValueError(f"rgb: expected shape {(2 * h, 2 * w, 3)} for a packed bayer of shape {packed.shape}, got {rgb.shape}")
-    stride = max(1, int(np.ceil(np.sqrt(h * w / _MAX_TILES))))
+    stride = thinning_stride(h, w)
     packed = packed[::stride, ::stride].astype(np.float64)
     tiles = rgb.reshape(h, 2, w, 2, 3)[::stride, :, ::stride]
     scale = np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0

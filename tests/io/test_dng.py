@@ -190,10 +190,14 @@ def test_dng_written_from_bands_equals_the_whole_frame_dng(tmp_path):
 
 def test_colour_fit_of_bands_reads_every_kth_tile_as_color_fit_thins(tmp_path, monkeypatch):
     from revisp_tf.io import dng
+    from revisp_tf.isp import color_fit
     from revisp_tf.isp.color_fit import fit_camera_colour
 
-    monkeypatch.setattr(dng, "_MAX_TILES", 100)  # 48 x 60 tiles -> every 6th row and column
-    assert dng.fit_stride(48, 60) == 6
+    with monkeypatch.context() as m:
+        m.setattr(color_fit, "_MAX_TILES", 100)  # 48 x 60 tiles -> every 6th row and column
+        stride = color_fit.thinning_stride(48, 60)
+    assert stride == 6
+    monkeypatch.setattr(dng, "thinning_stride", lambda h, w: stride)  # the bands thin; the fit itself reads all it gets
     rng = np.random.default_rng(8)
     packed = (0.1 + 0.6 * rng.random((48, 60, 4))).astype(np.float32)
     rgb = rng.random((96, 120, 3)) * 0.9
