@@ -29,7 +29,8 @@ Scores: challenge PSNR/SSIM over each test patch, OE and NOE PSNR, means over pa
 
 --jpeg (a separate path, `jpeg_main`): on lossless (PNG) renders, each selected run is trained
 twice, as it is and with the JPEG augmentation (JPEG_AUGMENTATION), and scored on the test frame's
-lossless RGB and on it recompressed at each of JPEG_QUALITIES; the drop against lossless, per run.
+lossless RGB and on it recompressed at each of JPEG_QUALITIES; the drop against lossless, per run,
+beside UPI and the fitted global stage on the same RGB.
 Files and report under WORK_DIR/jpeg/.
 
 --tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
@@ -294,6 +295,15 @@ def jpeg_main(args) -> int:
             tests = {"lossless": dirs[b]} | {
                 f"q{q}": recompressed_frame(dirs[b], root / "pairs" / isp / f"{b}-q{q}", q) for q in JPEG_QUALITIES}
             tests = {k: scan_pairs(d, sensor=PROJECT_10BIT) for k, d in tests.items()}
+            fit = evaluate.fit_baseline(scan_pairs(dirs[a], sensor=PROJECT_10BIT), PROJECT_10BIT)
+            for base in ("upi", "fitted"):  # untrained, the same for every seed
+                scores = {k: evaluate.evaluate_pairs(ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fit)[base]["psnr"]
+                          for k, ex in tests.items()}
+                drops = {k: scores["lossless"] - v for k, v in scores.items() if k != "lossless"}
+                report.setdefault(isp, {}).setdefault(f"{a} → {b}", {})[base] = {"psnr": scores, "drop": drops}
+                lines.append(f"| {isp} {a} → {b} | {base} | " + " | ".join(f"{scores[k]:.2f}" for k in tests) + " | "
+                             + " | ".join(f"{d:.2f}" for d in drops.values()) + " |")
+                print(lines[-1], flush=True)
             for method in [m for m in args.trained.split(",") if m]:
                 for seed in seeds:
                     for tag, run_args in (("", args), ("+jpeg aug", aug_args)):
