@@ -259,7 +259,11 @@ def make_jpeg_augmenter(jpeg_quality, seed: int):
     def jpeg_fn(index, features):
         key = tf.stack([tf.cast(seed, tf.int64) + 1, tf.cast(index, tf.int64)])  # another stream than the crop's
         quality = tf.random.stateless_uniform([], key, low, high + 1, tf.int32)
-        rgb = tf.image.adjust_jpeg_quality(features["rgb"], quality)
+        # libjpeg's accurate IDCT, as OpenCV, PIL and cameras' viewers decode: TF's default is another
+        # IDCT (off by up to 4/255), so the nets would learn other artefacts than they are given.
+        # Rounded to 8 bits first: adjust_jpeg_quality's own conversion is floor(x * 255.5).
+        rgb8 = tf.round(tf.clip_by_value(features["rgb"], 0.0, 1.0) * 255.0) / 255.0
+        rgb = tf.image.adjust_jpeg_quality(rgb8, quality, dct_method="INTEGER_ACCURATE")
         rgb.set_shape(features["rgb"].shape)
         return {**features, "rgb": rgb}
 

@@ -45,10 +45,8 @@ def test_jpeg_augmenter_compresses_the_rgb_only_like_libjpeg_eager_and_in_map(qu
     np.testing.assert_array_equal(eager["rgb"], mapped["rgb"])
     np.testing.assert_array_equal(eager["raw"], raw)  # the RAW is untouched
     ref = cv2_jpeg(rgb, quality)
-    assert psnr(eager["rgb"], ref) > 40, psnr(eager["rgb"], ref)  # the same codec (libjpeg) at the same quality
-    others = [q for q in (quality - 10, quality + 4) if q <= 100]
-    assert all(psnr(eager["rgb"], ref) > psnr(eager["rgb"], cv2_jpeg(rgb, q)) for q in others)
-    assert psnr(eager["rgb"], rgb) == pytest.approx(psnr(ref, rgb), abs=1.5)  # chroma subsampling may differ
+    # libjpeg's own output (OpenCV: same tables, 4:2:0, accurate IDCT), to float rounding of the /255
+    np.testing.assert_allclose(eager["rgb"], ref, rtol=0, atol=1e-5)
     assert np.abs(eager["rgb"] - rgb).max() > 0  # it did compress
 
 
@@ -74,8 +72,7 @@ def test_training_dataset_compresses_the_cropped_rgb_and_keeps_the_bayer(consist
         np.testing.assert_array_equal(a["demosaiced"], b["demosaiced"])
         np.testing.assert_array_equal(a["raw"][0], np_mosaic(a["rgb"][0]))
         for x, y in zip(a["rgb"], b["rgb"]):
-            want = tf.image.adjust_jpeg_quality(tf.constant(x), 75).numpy()  # compressed after the crop
-            np.testing.assert_array_equal(y, want)
+            np.testing.assert_allclose(y, cv2_jpeg(x, 75), rtol=0, atol=1e-5)  # libjpeg's, after the crop
 
 
 @pytest.mark.parametrize("bad", [(0, 90), (90, 80), (50, 101), (80,)])
