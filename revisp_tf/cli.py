@@ -11,6 +11,7 @@ import click  # noqa: E402
 
 from revisp_tf import __version__  # noqa: E402
 from revisp_tf.data.isps import ISPS  # noqa: E402
+from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES  # noqa: E402
 
 
 class _Command(click.Command):
@@ -221,25 +222,33 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The .tflite file.")
 @click.option("--variant", type=click.Choice(["baseline", "single", "dual"]), help="Refuse a model of another variant.")
-@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "fp16", "int8"]))
+@click.option("--quantize", default="none", show_default=True, type=click.Choice(QUANTIZE_MODES))
 @click.option("--size", nargs=2, type=int, default=(504, 504), show_default=True, metavar="H W", help="Static input size.")
 @click.option("--dynamic", is_flag=True, help="Dynamic input height and width instead of --size.")
 @click.option("--calibration", type=click.Path(exists=True, file_okay=False), help="int8: a folder of images of the target camera.")
-def export(model_path, out_path, variant, quantize, size, dynamic, calibration):
+@click.option("--float-parts", multiple=True, type=click.Choice(["none", *FLOAT_PARTS]),
+              help="int8: a part kept in float32 besides the mask (repeat for more; none: quantize all but the mask) "
+                   "[default: head, and global for a global-stage model].")
+def export(model_path, out_path, variant, quantize, size, dynamic, calibration, float_parts):
     """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
     from revisp_tf.export.tflite import export_tflite
     from revisp_tf.io.images import check_output_file, check_rgb_files
     from revisp_tf.models import model_variant
     from revisp_tf.reconstruct import expand_inputs
 
+    if float_parts and quantize != "int8":
+        raise ValueError(f"--float-parts: only with --quantize int8 (got --quantize {quantize})")
+    if "none" in float_parts and len(float_parts) > 1:
+        raise ValueError(f"--float-parts: none cannot be combined with {', '.join(p for p in float_parts if p != 'none')}")
     check_output_file(out_path)
     representative = expand_inputs([calibration]) if calibration else None
     check_rgb_files(representative or [])
     model = _load_model(model_path)
     if variant and model_variant(model) != variant:
         raise ValueError(f"{model_path or 'the shipped model'}: is a {model_variant(model)} model, not {variant}")
+    parts = None if not float_parts else () if float_parts == ("none",) else float_parts  # None: the default
     report = export_tflite(model, out_path, quantize=quantize, size=None if dynamic else tuple(size),
-                           representative_data=representative)
+                           representative_data=representative, float_parts=parts)
     for line in report.lines():
         click.echo(line)
 

@@ -36,9 +36,10 @@ Files and report under WORK_DIR/jpeg/.
 --tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
 exported to TFLite in the given precisions (static, the patch size; int8 calibrated on the
 training frame's RGB, the camera's own images) and scored on the test frame with the LiteRT
-interpreter beside its Keras model. Precisions: fp32, fp16, int8 (export_tflite's default: a
-global stage stays float32), int8+none (everything int8 but the mask), int8+PART[+PART] (PARTs of
-revisp_tf.export.tflite.FLOAT_PARTS in float32). Files and report under WORK_DIR/tflite/.
+interpreter beside its Keras model. Precisions: fp32, fp16, int8 (export_tflite's default: each
+net's head, and a global stage, stay float32), int8+none (everything int8 but the mask),
+int8+PART[+PART] (PARTs of revisp_tf.export.options.FLOAT_PARTS in float32). Files and report
+under WORK_DIR/tflite/.
 """
 
 from __future__ import annotations
@@ -356,7 +357,7 @@ def tflite_main(args) -> int:
     unknown = sorted({m for m in modes if m.split("+")[0] not in TFLITE_MODES or ("+" in m and not m.startswith("int8+"))})
     if unknown:
         print(f"--tflite: unknown precision(s) {unknown}; expected some of {', '.join(TFLITE_MODES)}"
-              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.tflite.FLOAT_PARTS; int8+none: nothing)", file=sys.stderr)
+              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.options.FLOAT_PARTS; int8+none: nothing)", file=sys.stderr)
         return 2
     pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

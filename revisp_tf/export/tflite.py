@@ -21,11 +21,12 @@ How it converts (each step avoids a trap listed in FACTS.md):
   CPU interpreter loads them, on x86 and on ARM64); "int8" = full-integer quantization (int8
   weights and activations, float32 input and output kept) calibrated on a representative
   dataset, except the overexposure mask path, which stays float32 (selective quantization) so
-  the mask is exactly the float model's, and so does a global stage by default; `float_parts`
-  chooses what else stays float32 (FLOAT_PARTS). Calibration samples are fed by input name (the
-  converted graph orders inputs by name, "context" first), a global-stage model's with each
-  image's frame context. Full-integer is the variant mobile int8 kernels (XNNPACK QS8, NPU
-  delegates) accelerate; dynamic-range int8 keeps float activations.
+  the mask is exactly the float model's, and so do, by default, each U-Net's head and a global
+  stage (`default_float_parts`); `float_parts` chooses what stays float32 (FLOAT_PARTS).
+  Calibration samples are fed by input name (the converted graph orders inputs by name,
+  "context" first), a global-stage model's with each image's frame context. Full-integer is the
+  variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8 keeps
+  float activations.
 - After writing (atomically), the file is loaded in the LiteRT interpreter and compared with
   Keras on sample inputs.
 """
@@ -47,6 +48,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
+from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES
 from revisp_tf.io.images import atomic_write, read_rgb
 from revisp_tf.models.global_stage import CONTEXT_CHANNELS, frame_context
 from revisp_tf.models.inference_form import fusion_parts
@@ -58,7 +60,6 @@ SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
 MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
 SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
 CONTEXT_INPUT = "context"  # the second input of a global-stage model (global_stage.frame_context)
-QUANTIZE_MODES = ("none", "fp16", "int8")
 # Photos scikit-image ships (no download), the default calibration and check images.
 _CALIBRATION_SOURCES = ("astronaut", "coffee", "chelsea", "rocket")
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -66,16 +67,7 @@ _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k
 # and the fusion's products. An 8-bit luma flips the mask of pixels within ~1/255 of Y = 0.978,
 # which hands them to the other net: max error 0.59 instead of 0.012 on a random dual model.
 _FLOAT_OPS = ("MUL", "SUM", "GREATER_EQUAL")
-# Parts of a model an int8 export can also keep in float32 (`float_parts`), by the Keras layer names
-# that prefix the converted graph's tensor names. "global": the global stage (the curves' hat
-# functions, the frame gains and the U-Nets' view of the context; the nets' bounded corrections
-# stay int8 but for their MULs); "head": the last conv of each U-Net, whose output range (the
-# net's pre-clamp RAW estimate) was -10.7..1.6 in a trained net; "top": the last decoder level.
-FLOAT_PARTS = {
-    "global": ("global_curves", "frame_gains", "local_context"),
-    "head": ("head",),
-    "top": ("dec1a_conv", "dec1a_relu", "dec1b_conv", "dec1b_relu", "head"),  # the last decoder level and the head
-}
+_MOVES = {"PACK", "RESHAPE", "STRIDED_SLICE", "CONCATENATION"}  # ops that only move values (_float_nodes)
 
 
 @keras.saving.register_keras_serializable(package="revisp_tf")
@@ -234,17 +226,25 @@ def _saved_model(model: keras.Model, directory: str, size, skip_signatures: bool
 
 def _float_nodes(float_model: bytes, parts) -> list[str]:
     """Output tensor names of the ops of `float_model` that belong to the layers of FLOAT_PARTS[parts]."""
-    layers = [name for part in parts for name in FLOAT_PARTS[part]]
     interpreter = Interpreter(model_content=float_model)
     details = interpreter.get_tensor_details()
-    names = []
-    for op in interpreter._get_ops_details():
-        for i in op["outputs"]:
-            name = details[i]["name"]
-            # a path component that is the layer's name, or Keras' "<name>_<n>" of a called layer
-            if any(re.sub(r"_\d+$", "", part) in layers for piece in name.split(";") for part in piece.split("/")):
-                names.append(name)
-    return names
+    ops = interpreter._get_ops_details()  # in execution order
+    # a path component that is the layer's name, or Keras' "<name>_<n>" of a called layer
+    layers_of = lambda i: {re.sub(r"_\d+$", "", c) for piece in details[i]["name"].split(";") for c in piece.split("/")}  # noqa: E731
+    kept = set()
+    for part in parts:
+        found = {i for op in ops for i in op["outputs"] if layers_of(i) & set(FLOAT_PARTS[part])}
+        if not found:
+            raise ValueError(f"float_parts: this model has no {part!r} part (no layer named {', '.join(FLOAT_PARTS[part])})")
+        kept |= found
+    # An op that only moves values of kept tensors is kept too: the mosaic's last PACK is named after the
+    # graph's output, not its layer, and quantized it would put the float output back on 256 levels.
+    produced = {i for op in ops for i in op["outputs"]}
+    for op in ops:
+        inputs = [i for i in op["inputs"] if i in produced]
+        if op["op_name"] in _MOVES and inputs and set(inputs) <= kept:
+            kept.update(op["outputs"])
+    return [details[i]["name"] for i in sorted(kept)]
 
 
 def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.ndarray], with_context: bool = False,
@@ -314,6 +314,16 @@ def run_tflite_skipping(interpreter: Interpreter, rgb: np.ndarray, context: np.n
     return interpreter.get_signature_runner(SKIP["fuse"])(**inputs, **branches)[OUTPUT][0], ran
 
 
+def default_float_parts(model: keras.Model) -> tuple[str, ...]:
+    """What an int8 export keeps in float32 unless told: the head, and a global stage where there is one.
+
+    Measured on real P9 pairs (mobile/README.md, "int8 in dB"): quantized, the global stage cost up to
+    3.3 dB and the heads of plain single nets up to 1.2 dB; in float32 neither costs speed that
+    matters (per-pixel arithmetic beside the U-Net's convolutions).
+    """
+    return ("global", "head") if has_global_stage(model) else ("head",)
+
+
 def export_tflite(
     model: keras.Model,
     out_path,
@@ -343,13 +353,12 @@ def export_tflite(
       check_sizes: for a dynamic model, extra (H, W) centre crops the check also runs at.
       num_threads: LiteRT threads for the check.
       float_parts: int8 only: parts kept in float32 besides the mask, from FLOAT_PARTS ("global", "head", "top");
-        default ("global",) for a model with a global stage (in int8 it cost up to 3.3 dB on real pairs, in
-        float32 int8 moved PSNR by at most 0.57 dB; it is cheap per-pixel arithmetic), else none.
+        default `default_float_parts(model)`.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize={quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
     if float_parts is None:
-        float_parts = ("global",) if quantize == "int8" and has_global_stage(model) else ()
+        float_parts = default_float_parts(model) if quantize == "int8" else ()
     float_parts = tuple(float_parts)
     if set(float_parts) - set(FLOAT_PARTS) or (float_parts and quantize != "int8"):
         raise ValueError(f"float_parts={float_parts}: expected int8 and some of {', '.join(FLOAT_PARTS)}")

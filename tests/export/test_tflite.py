@@ -185,8 +185,10 @@ def test_quantized_exports_stay_close(tmp_path, dual_dynamic, quantize, max_erro
         interpreter = Interpreter(model_path=str(report.path))
         kernels = [t["shape"] for t in interpreter.get_tensor_details() if t["dtype"] == np.int8 and len(t["shape"]) == 4]
         conv_weights = [s for s in kernels if s[0] > 1 and s[1:3].tolist() in ([3, 3], [1, 1])]
-        assert len(conv_weights) >= 46  # the 46 3x3/1x1 conv kernels of both U-Nets are int8
+        assert len(conv_weights) == 44  # the 46 3x3/1x1 conv kernels of both U-Nets but their heads are int8
         details = interpreter.get_tensor_details()
+        heads = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D" and "/head" in details[op["outputs"][0]]["name"]]
+        assert len(heads) == 2 and all(details[op["inputs"][1]]["dtype"] == np.float32 for op in heads)  # default float_parts
         threshold = [op for op in interpreter._get_ops_details() if op["op_name"] == "GREATER_EQUAL"]
         assert threshold and all(details[i]["dtype"] == np.float32 for op in threshold for i in op["inputs"])  # mask in float
 
@@ -272,3 +274,39 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
                       representative_contexts=contexts[:1])
     with pytest.raises(ValueError, match="float_parts"):
         export_tflite(model, tmp_path / "bad.tflite", quantize="fp16", float_parts=("global",))
+
+
+def _weight_dtypes(interpreter, layer: str) -> set:
+    """dtypes of the filters of the convolutions of Keras layer `layer` (by the converted graph's tensor names)."""
+    details = interpreter.get_tensor_details()
+    return {details[op["inputs"][1]]["dtype"] for op in interpreter._get_ops_details()
+            if op["op_name"] == "CONV_2D" and f"/{layer}" in details[op["outputs"][0]]["name"]}
+
+
+def test_int8_keeps_the_head_and_the_output_path_in_float_by_default(tmp_path):
+    """A plain net's int8 default: the head conv, crop, clamp and mosaic in float32 (FLOAT_PARTS["head"]).
+
+    In trained P9 nets the head's pre-clamp output was calibrated 14-55 units wide for outputs within
+    [0, 1]: quantized, the output lies on 256 levels of that range (steps of 0.06-0.2) and int8 lost up
+    to 1.2 dB. Here a head gain of 10 widens the pre-clamp range to about 3x the output's.
+    """
+    model = inference_form(lively_model("single", gain=10.0))
+    images = calibration_images((64, 96), count=4)
+    want = model.predict_on_batch(images[0][None])[0]
+    out, errors = {}, {}
+    for parts in ((), None):  # None: the default
+        report = export_tflite(model, tmp_path / f"h{parts is None}.tflite", quantize="int8", size=(64, 96),
+                               representative_data=images, check_data=images[:2], float_parts=parts)
+        interpreter = Interpreter(model_path=str(report.path))
+        assert _weight_dtypes(interpreter, "head") == {np.float32 if parts is None else np.int8}
+        assert _weight_dtypes(interpreter, "dec1a_conv") == {np.int8}
+        out[parts], errors[parts] = run_tflite(interpreter, images[0]), report.mean_abs_error
+    assert len(np.unique(out[()])) <= 256 < len(np.unique(out[None]))  # one dequantized int8 tensor, or float
+    assert 0.0 < (want == 1.0).mean() < 0.5 and errors[None] < 0.7 * errors[()]
+
+
+def test_int8_float_parts_a_model_lacks_is_an_error(tmp_path):
+    model = lively_model("single")
+    with pytest.raises(ValueError, match="no 'global' part"):
+        export_tflite(model, tmp_path / "g.tflite", quantize="int8", size=(32, 32), float_parts=("global",))
+    assert not (tmp_path / "g.tflite").exists()
