@@ -5,14 +5,16 @@ QUANTIZE_MODES = ("none", "fp16", "int8")
 # Parts of a model an int8 export can also keep in float32 (`float_parts`), by the Keras layer names
 # that prefix the converted graph's tensor names. "global": the global stage (the curves' hat
 # functions, the frame gains and the U-Nets' view of the context; the nets' bounded corrections
-# stay int8 but for their MULs). "head": each U-Net's 1x1 output conv and what follows it (crop,
-# clamp, mosaic). The head's output is the net's pre-clamp estimate, calibrated 14-55 units wide on
-# trained P9 nets whose output is within [0, 1]: in 8 bits a step of 0.06-0.2 units, the largest
-# per-layer error (QuantizationDebugger: RMSE 0.3 steps), which the clamp cannot undo. Kept float
-# (the head conv alone is not enough: its int8 output tensor is what loses the precision), it
-# costs width x 3 multiply-adds per pixel (24 of some 15,000 at width 8). "top": also the last
-# decoder level (a quarter of the multiply-adds).
-_HEAD = ("head", "crop", "clamp", "bayer")
+# stay int8 but for their MULs). "head": each U-Net's 1x1 output conv and every op from it to the
+# graph's output (crop, clamp, a global-stage net's correction, the dual's mask fusion, mosaic). The
+# head's output is the net's pre-clamp estimate, calibrated 14-55 units wide on trained P9 nets whose
+# output is within [0, 1]: in 8 bits a step of 0.06-0.2 units, the largest per-layer error
+# (QuantizationDebugger: RMSE 0.3 steps), which the clamp cannot undo. Kept float (the head conv
+# alone is not enough: its int8 output tensor is what loses the precision), it costs width x 3
+# multiply-adds per pixel (24 of some 15,000 at width 8). Any int8 op after it, such as the
+# fusion's ADD, would put the output back on 256 levels. "top": also the last decoder level (a
+# quarter of the multiply-adds).
+_HEAD = ("head", "crop", "clamp", "correction", "correction_oe", "correction_noe", "fusion", "bayer")
 FLOAT_PARTS = {
     "global": ("global_curves", "frame_gains", "local_context"),
     "head": _HEAD,

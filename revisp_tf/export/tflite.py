@@ -21,8 +21,8 @@ How it converts (each step avoids a trap listed in FACTS.md):
   CPU interpreter loads them, on x86 and on ARM64); "int8" = full-integer quantization (int8
   weights and activations, float32 input and output kept) calibrated on a representative
   dataset, except the overexposure mask path, which stays float32 (selective quantization) so
-  the mask is exactly the float model's, and so do, by default, each U-Net's head and a global
-  stage (`default_float_parts`); `float_parts` chooses what stays float32 (FLOAT_PARTS).
+  the mask is exactly the float model's, and so do, by default, each U-Net's head with every op
+  after it (the dual's fusion included) and a global stage (`default_float_parts`); `float_parts` chooses what stays float32 (FLOAT_PARTS).
   Calibration samples are fed by input name (the converted graph orders inputs by name,
   "context" first), a global-stage model's with each image's frame context. Full-integer is the
   variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8 keeps

@@ -310,3 +310,30 @@ def test_int8_float_parts_a_model_lacks_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no 'global' part"):
         export_tflite(model, tmp_path / "g.tflite", quantize="int8", size=(32, 32), float_parts=("global",))
     assert not (tmp_path / "g.tflite").exists()
+
+
+def test_int8_keeps_the_dual_fusion_in_float_by_default(tmp_path):
+    """A dual net's int8 default: the fusion (mask * oe + (1 - mask) * noe) and the mosaic after it in float32.
+
+    With the heads float but the fusion's ADD int8, the output was still one dequantized int8 tensor
+    (256 levels); both nets' outputs now reach the graph's output in float.
+    """
+    model = inference_form(lively_model("dual", gain=1.0))  # about half the outputs off the clamp's bounds
+    images = [generated_frame(64, 96, seed=s) for s in range(4)]
+    want = model.predict_on_batch(images[0][None])[0]
+    out, fusion_dtypes = {}, {}
+    for parts in ((), None):  # None: the default
+        report = export_tflite(model, tmp_path / f"f{parts is None}.tflite", quantize="int8", size=(64, 96),
+                               representative_data=images, check_data=images[:2], float_parts=parts)
+        interpreter = Interpreter(model_path=str(report.path))
+        details = interpreter.get_tensor_details()
+        fusion = [op for op in interpreter._get_ops_details() if "/fusion" in details[op["outputs"][0]]["name"]]
+        assert {op["op_name"] for op in fusion} >= {"MUL", "ADD"}
+        fusion_dtypes[parts] = {details[i]["dtype"] for op in fusion for i in (*op["inputs"], *op["outputs"])
+                                if i >= 0 and details[i]["shape"].size == 4}
+        out[parts] = run_tflite(interpreter, images[0])
+    assert fusion_dtypes[None] == {np.float32} and np.int8 in fusion_dtypes[()]
+    # measured: 2,575 levels (Keras 3,263); all int8 180, and 220 with the heads float but the fusion's ADD int8
+    assert len(np.unique(out[()])) <= 256 and len(np.unique(out[None])) > 2000
+    assert 0.0 < (images[0].min(-1) == 1.0).mean() < 0.5  # both nets weigh in: a blown-out block and the rest
+    assert np.abs(out[None] - want).max() < 0.03  # a few 8-bit steps of the nets
