@@ -29,7 +29,7 @@ from revisp_tf.isp.bayer import mosaic, pack
 from revisp_tf.isp.mask import overexposure_mask
 from revisp_tf.isp.sensor import SensorSpec
 from revisp_tf.isp.unprocess import default_params, unprocess_to_bayer
-from revisp_tf.models.global_stage import context_window
+from revisp_tf.frame_context import context_window
 
 BASELINES = ("upi", "mosaic", "fitted")  # "fitted": the camera-fitted global inverse, fitted on given pairs
 DEFAULT_BASELINES = ("upi", "mosaic")

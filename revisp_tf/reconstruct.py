@@ -122,7 +122,7 @@ def frame_context_of(model, rgb: np.ndarray):
     """
     if "context" not in [t.name for t in model.inputs]:
         return None
-    from revisp_tf.models.global_stage import context_window, frame_summary
+    from revisp_tf.frame_context import context_window, frame_summary
 
     summary = frame_summary(rgb)  # uint8 or float: read in row blocks, never converted whole
     return lambda y0, x0, h, w: context_window(summary, y0, x0, h, w)

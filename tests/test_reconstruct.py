@@ -116,7 +116,7 @@ def test_streamed_npy_is_not_left_half_written(tmp_path):
 def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
     """A model with a 'context' input: each tile's context window equals the slice of the whole frame's context."""
     from revisp_tf.inference import infer_tiled
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven, generated_frame
 
     model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.io.images import read_rgb
-from revisp_tf.models.global_stage import FrameContext, frame_summary
+from revisp_tf.frame_context import FrameContext, frame_summary
 
 AIM22_GRID = (6, 8)  # rows, cols of the 48 patches of an AIM 2022 frame (k = 8 * row + col)
 META_NAME = "meta.json"

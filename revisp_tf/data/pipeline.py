@@ -37,7 +37,8 @@ from revisp_tf.data.scan import DataError, Example, npy_layout, rggb_size
 from revisp_tf.isp import bayer
 from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.isp.sensor import SensorSpec
-from revisp_tf.models.global_stage import CONTEXT_CHANNELS, context_window_tf
+from revisp_tf.frame_context import CONTEXT_CHANNELS
+from revisp_tf.models.global_stage import context_window_tf
 
 AUGMENTS = ("none", "transpose", "dihedral")
 N_OPS = 8  # dihedral ops: op // 4 = flip left-right first, op % 4 = quarter turns counter-clockwise

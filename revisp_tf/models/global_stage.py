@@ -10,91 +10,35 @@ A model with a global stage maps (rgb, context) to RAW in three steps:
    so an untrained model is the global stage exactly.
 3. Mask fusion (dual), clamp, mosaic.
 
-The context is per pixel but computed once per *frame* (`frame_context`): the pixel's position
-in the frame, a heavily blurred view of the whole frame (local tone mapping and vignetting act
-at that scale, beyond what a crop sees) and the frame's colour statistics. Everything after it
-is per pixel or a U-Net, so a frame cut into tiles, each with its slice of the frame's context,
-gives the same output as the whole frame.
+The context is per pixel but computed once per *frame* (`revisp_tf.frame_context`, NumPy only):
+the pixel's position in the frame, a heavily blurred view of the whole frame and the frame's
+colour statistics. Everything after it is per pixel or a U-Net, so a frame cut into tiles, each
+with its slice of the frame's context, gives the same output as the whole frame.
 """
 
 from __future__ import annotations
 
-import dataclasses
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
+from revisp_tf.frame_context import (  # noqa: F401  (the context's NumPy side, re-exported for the model's users)
+    CONTEXT_CHANNELS,
+    CONTEXT_GRID,
+    FrameContext,
+    context_window,
+    frame_context,
+    frame_summary,
+)
 from revisp_tf.global_inverse import DEFAULT_KNOTS, GlobalInverse
 from revisp_tf.isp.color import inverse_smoothstep
 from revisp_tf.isp.unprocess import default_params, gamma_expansion
 
 _PACKAGE = "revisp_tf"
 GLOBAL_STAGES = ("none", "upi", "fitted")
-CONTEXT_GRID = 16  # the blurred view: the frame averaged over a 16 x 16 grid of cells (~100 px)
-_GRID_BLUR_CELLS = 1.0  # then Gaussian-blurred by this many cells
-# Context channels, in order: position (y, x in [-1, 1]), blurred frame RGB, log mean linear R, G, B.
-CONTEXT_CHANNELS = 8
 LOCAL_CHANNELS = 4  # what the U-Nets see: squared distance from the frame centre and the blurred view
 _STATS_SLICE = slice(5, CONTEXT_CHANNELS)
-
-
-@dataclasses.dataclass(frozen=True)
-class FrameContext:
-    """What a frame contributes to its pixels' context: grid (g, g, 3), stats (3,), frame size (H, W)."""
-
-    grid: np.ndarray
-    stats: np.ndarray
-    shape: tuple[int, int]
-
-
-_SUMMARY_ROWS = 256  # rows of the frame converted to float at a time: memory does not grow with the frame
-
-
-def _area_weights(size: int) -> np.ndarray:
-    """(CONTEXT_GRID, size) weights averaging `size` pixels into CONTEXT_GRID cells by covered area (INTER_AREA)."""
-    edges = np.arange(CONTEXT_GRID + 1) * size / CONTEXT_GRID
-    lo, hi = np.arange(size), np.arange(size) + 1.0
-    overlap = np.clip(np.minimum(hi, edges[1:, None]) - np.maximum(lo, edges[:-1, None]), 0.0, None)
-    return overlap / (size / CONTEXT_GRID)
-
-
-def frame_summary(frame_rgb, valid=None) -> FrameContext:
-    """The blurred grid and colour statistics of a whole frame (H, W, 3): float in [0, 1], or uint8/uint16.
-
-    `valid` (H, W) bool marks the pixels known (a frame stitched from some of its patches);
-    grid cells with none take the mean of the known pixels. The frame is read in row blocks,
-    so a 100 MP frame costs a few tens of MB beyond itself.
-    """
-    frame = np.asarray(frame_rgb)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(frame.dtype, 1.0)
-    h, w = frame.shape[:2]
-    wy, wx = _area_weights(h), _area_weights(w)
-    total, weight = np.zeros((CONTEXT_GRID, CONTEXT_GRID, 3)), np.zeros((CONTEXT_GRID, CONTEXT_GRID))
-    lin_sum, count = np.zeros(3), 0.0
-    for y0 in range(0, h, _SUMMARY_ROWS):
-        block = frame[y0 : y0 + _SUMMARY_ROWS].astype(np.float32) / np.float32(scale)
-        known = np.ones(block.shape[:2]) if valid is None else np.asarray(valid[y0 : y0 + _SUMMARY_ROWS], np.float64)
-        rows = wy[:, y0 : y0 + len(block)]
-        total += np.einsum("gy,yxc,hx->ghc", rows, block * known[..., None], wx, optimize=True)
-        weight += rows @ known @ wx.T
-        lin = np.asarray(gamma_expansion(block))
-        lin_sum += (lin * known[..., None]).reshape(-1, 3).sum(0)
-        count += known.sum()
-    if count == 0:
-        raise ValueError("frame_summary: the frame has no known pixels")
-    mean_lin = lin_sum / count
-    mean = np.einsum("ghc->c", total) / max(weight.sum(), 1e-12)
-    grid = np.where(weight[..., None] > 1e-9, total / np.maximum(weight[..., None], 1e-12), mean)
-    grid = cv2.GaussianBlur(grid.astype(np.float32), (0, 0), _GRID_BLUR_CELLS, borderType=cv2.BORDER_REPLICATE)
-    stats = np.log(np.maximum(mean_lin, 1e-4))
-    return FrameContext(grid.astype(np.float32), stats.astype(np.float32), (h, w))
-
-
-def context_window(summary: FrameContext, y0: int, x0: int, height: int, width: int) -> np.ndarray:
-    """(height, width, CONTEXT_CHANNELS) context of the window at (y0, x0) of the frame."""
-    return context_window_tf(summary.grid, summary.stats, summary.shape, (y0, x0), (height, width)).numpy()
 
 
 def context_window_tf(grid, stats, frame_hw, origin, size):
@@ -118,12 +62,6 @@ def context_window_tf(grid, stats, frame_hw, origin, size):
     blurred = tf.gather(rows, ix, axis=1) * (1.0 - tx)[None, :, None] + tf.gather(rows, ix + 1, axis=1) * tx[None, :, None]
     frame_stats = tf.broadcast_to(tf.convert_to_tensor(stats, tf.float32), tf.stack([h, w, 3]))
     return tf.concat([pos, blurred, frame_stats], axis=-1)
-
-
-def frame_context(frame_rgb) -> np.ndarray:
-    """(H, W, CONTEXT_CHANNELS) context of every pixel of a whole frame."""
-    s = frame_summary(frame_rgb)
-    return context_window(s, 0, 0, *s.shape)
 
 
 # ----------------------------------------------------------------------------- initial values

@@ -5,17 +5,16 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from revisp_tf.frame_context import CONTEXT_CHANNELS, frame_context
 from revisp_tf.isp._checks import as_float_tensor, check_channels, check_even
 from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.models.global_stage import (
-    CONTEXT_CHANNELS,
     GLOBAL_STAGES,
     LOCAL_CHANNELS,
     Correction,
     FrameGains,
     GlobalCurves,
     LocalContext,
-    frame_context,
 )
 from revisp_tf.models.layers import Clamp01, MaskFusion, Mosaic, OverexposureMask
 from revisp_tf.models.unet import build_unet

@@ -8,7 +8,7 @@ import numpy as np
 from revisp_tf.data.frames import frame_contexts, placements
 from revisp_tf.data.scan import Example
 from revisp_tf.io.images import write_rgb
-from revisp_tf.models.global_stage import frame_summary
+from revisp_tf.frame_context import frame_summary
 
 
 def _write_frame(folder, frame, patch):

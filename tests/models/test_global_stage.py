@@ -1,5 +1,5 @@
 """The global stage: curves equal the NumPy fit, UPI init equals UPI, zero corrections equal the global stage,
-the frame context of a window is the slice of the frame's, and .keras save/load keeps outputs."""
+and .keras save/load keeps outputs."""
 
 import numpy as np
 import pytest
@@ -9,12 +9,7 @@ from revisp_tf.global_inverse import GlobalInverse
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.unprocess import HIGHLIGHT_INFLECTION
 from revisp_tf.models import build_reverse_isp, model_inputs, predict_bayer, trainable_parameter_count, training_model
-from revisp_tf.models.global_stage import (
-    CONTEXT_GRID,
-    context_window,
-    frame_context,
-    frame_summary,
-)
+from revisp_tf.frame_context import frame_context
 
 
 def _random_inverse(seed, knots=24):
@@ -61,35 +56,6 @@ def test_global_stage_none_keeps_the_papers_models():
     assert trainable_parameter_count(build_reverse_isp("single")) == 34_527_747
     assert trainable_parameter_count(build_reverse_isp("dual")) == 69_055_494
     assert len(build_reverse_isp("dual", 4, 2).inputs) == 1
-
-
-def test_context_of_a_window_is_the_slice_of_the_frames():
-    rng = np.random.default_rng(3)
-    frame = rng.random((96, 160, 3)).astype(np.float32)
-    whole = frame_context(frame)
-    s = frame_summary(frame)
-    assert np.array_equal(context_window(s, 32, 48, 40, 64), whole[32:72, 48:112])
-    # Position channels: pixel centres mapped to [-1, 1]; stats: log mean of the linearised frame, everywhere.
-    assert np.allclose(whole[0, 0, :2], [2 * 0.5 / 96 - 1, 2 * 0.5 / 160 - 1])
-    assert np.allclose(whole[..., 5:], whole[0, 0, 5:]) and np.allclose(np.exp(whole[0, 0, 5:]), (frame**2.2).reshape(-1, 3).mean(0), rtol=1e-4)
-
-
-def test_context_blur_is_a_bilinear_view_of_the_grid():
-    """A frame whose left half is 0 and right half 1: the blurred channel rises monotonically across the middle."""
-    frame = np.zeros((64, 128, 3), np.float32)
-    frame[:, 64:] = 1.0
-    s = frame_summary(frame)
-    assert s.grid.shape == (CONTEXT_GRID, CONTEXT_GRID, 3)
-    row = frame_context(frame)[32, :, 2]
-    assert np.all(np.diff(row) >= -1e-6) and row[0] < 0.05 and row[-1] > 0.95
-    assert np.allclose(row[:64] + row[::-1][:64], 1.0, atol=1e-5)  # symmetric about the middle
-
-
-def test_unknown_cells_take_the_mean_of_the_known():
-    frame = np.full((64, 64, 3), 0.5, np.float32)
-    known = np.zeros((64, 64), bool)
-    known[:32] = True
-    assert np.allclose(frame_summary(frame, known).grid, 0.5)
 
 
 def test_save_and_load_keep_outputs(tmp_path, synthetic_rgb):

@@ -155,7 +155,7 @@ def test_fusion_parts_of_single_is_none_and_a_spatial_layer_after_fusion_is_not_
 @pytest.mark.parametrize("variant", ["single", "dual"])
 def test_global_stage_model_form_equals_it(variant):
     """The global-stage models (rgb + context, U-Nets of more inputs and 6 unclamped outputs): stage layers kept."""
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven
 
     model = enliven(build_reverse_isp(variant, base_filters=4, depth=2, global_stage="upi"))

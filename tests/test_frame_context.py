@@ -1,0 +1,94 @@
+"""The frame context (NumPy): a window is the slice of the frame's, the grid is OpenCV's area
+average blurred, the statistics are the log mean linear colour, and the TF form that tf.data uses
+(global_stage.context_window_tf) gives the same numbers, also on a real S7 frame."""
+
+import cv2
+import numpy as np
+import pytest
+
+from revisp_tf.frame_context import (
+    CONTEXT_CHANNELS,
+    CONTEXT_GRID,
+    GRID_BLUR_CELLS,
+    STATS_GAMMA,
+    context_window,
+    frame_context,
+    frame_summary,
+)
+
+
+def test_context_of_a_window_is_the_slice_of_the_frames():
+    rng = np.random.default_rng(3)
+    frame = rng.random((96, 160, 3)).astype(np.float32)
+    whole = frame_context(frame)
+    s = frame_summary(frame)
+    assert np.array_equal(context_window(s, 32, 48, 40, 64), whole[32:72, 48:112])
+    # Position channels: pixel centres mapped to [-1, 1]; stats: log mean of the linearised frame, everywhere.
+    assert np.allclose(whole[0, 0, :2], [2 * 0.5 / 96 - 1, 2 * 0.5 / 160 - 1])
+    assert np.allclose(whole[..., 5:], whole[0, 0, 5:]) and np.allclose(np.exp(whole[0, 0, 5:]), (frame**2.2).reshape(-1, 3).mean(0), rtol=1e-4)
+
+
+def test_context_blur_is_a_bilinear_view_of_the_grid():
+    """A frame whose left half is 0 and right half 1: the blurred channel rises monotonically across the middle."""
+    frame = np.zeros((64, 128, 3), np.float32)
+    frame[:, 64:] = 1.0
+    s = frame_summary(frame)
+    assert s.grid.shape == (CONTEXT_GRID, CONTEXT_GRID, 3)
+    row = frame_context(frame)[32, :, 2]
+    assert np.all(np.diff(row) >= -1e-6) and row[0] < 0.05 and row[-1] > 0.95
+    assert np.allclose(row[:64] + row[::-1][:64], 1.0, atol=1e-5)  # symmetric about the middle
+
+
+def test_unknown_cells_take_the_mean_of_the_known():
+    frame = np.full((64, 64, 3), 0.5, np.float32)
+    known = np.zeros((64, 64), bool)
+    known[:32] = True
+    assert np.allclose(frame_summary(frame, known).grid, 0.5)
+
+
+def test_grid_is_opencvs_area_average_blurred_and_stats_the_log_mean_linear_colour():
+    frame = np.random.default_rng(5).random((160, 224, 3)).astype(np.float32)
+    s = frame_summary(frame)
+    area = cv2.resize(frame, (CONTEXT_GRID, CONTEXT_GRID), interpolation=cv2.INTER_AREA)
+    want = cv2.GaussianBlur(area, (0, 0), GRID_BLUR_CELLS, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(s.grid, want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(s.stats, np.log((frame.astype(np.float64) ** 2.2).reshape(-1, 3).mean(0)), atol=1e-5)
+    u8 = np.round(frame * 255).astype(np.uint8)  # uint8 samples read as [0, 1]
+    np.testing.assert_allclose(frame_summary(u8).grid, frame_summary(u8.astype(np.float32) / 255).grid, atol=1e-7, rtol=0)
+
+
+def test_stats_gamma_is_upis():
+    from revisp_tf.isp.unprocess import GAMMA
+
+    assert STATS_GAMMA == GAMMA
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8)), np.zeros((8, 8, 4))])
+def test_a_frame_must_be_h_w_3(bad):
+    with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) frame"):
+        frame_summary(bad)
+
+
+def _tf_window(s, y0, x0, h, w):
+    from revisp_tf.models.global_stage import context_window_tf
+
+    return context_window_tf(s.grid, s.stats, s.shape, (y0, x0), (h, w)).numpy()
+
+
+def test_tf_form_equals_numpy_on_random_windows():
+    s = frame_summary(np.random.default_rng(6).random((300, 452, 3)).astype(np.float32))
+    for y0, x0, h, w in ((0, 0, 300, 452), (17, 203, 64, 96), (236, 388, 64, 64)):
+        got = context_window(s, y0, x0, h, w)
+        assert got.shape == (h, w, CONTEXT_CHANNELS) and got.dtype == np.float32
+        np.testing.assert_allclose(got, _tf_window(s, y0, x0, h, w), atol=1e-6, rtol=0)
+
+
+def test_tf_form_equals_numpy_on_a_real_frame(realdata):
+    from revisp_tf import inference
+
+    paths = [realdata / "aim22_s7_rgb" / f"78_{k}.jpg" for k in range(48)]
+    frame = inference.stitch_patches([cv2.imread(str(p))[..., ::-1] for p in paths])  # 3024 x 4032, uint8
+    s = frame_summary(frame)
+    assert s.shape == (3024, 4032) and s.grid.std() > 0.05  # a real frame's blurred view is not flat
+    for y0, x0, h, w in ((0, 0, 496, 512), (1000, 2002, 64, 96), (2528, 3520, 496, 512)):
+        np.testing.assert_allclose(context_window(s, y0, x0, h, w), _tf_window(s, y0, x0, h, w), atol=1e-6, rtol=0)
