@@ -22,9 +22,12 @@ How it converts (each step avoids a trap listed in FACTS.md):
   weights and activations, float32 input and output kept) calibrated on a representative
   dataset, except the overexposure mask path, which stays float32 (selective quantization) so
   the mask is exactly the float model's, and so do, by default, each U-Net's head with every op
-  after it (the dual's fusion included) and a global stage (`default_float_parts`); `float_parts` chooses what stays float32 (FLOAT_PARTS).
-  Calibration samples are fed by input name (the converted graph orders inputs by name,
-  "context" first), a global-stage model's with each image's frame context. Full-integer is the
+  after it (the dual's fusion included) and a global stage (`default_float_parts`); `float_parts`
+  chooses what stays float32 (FLOAT_PARTS). A plain dual net is calibrated on the images and on
+  copies re-exposed by CALIBRATION_STOPS (`exposure_bracket`, `default_calibration_stops`), so
+  the ranges cover exposures the few calibration frames lack. Calibration samples are fed by input name (the
+  converted graph orders inputs by name, "context" first), a global-stage model's with each
+  image's frame context. Full-integer is the
   variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8 keeps
   float activations.
 - After writing (atomically), the file is loaded in the LiteRT interpreter and compared with
@@ -50,8 +53,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES
 from revisp_tf.io.images import atomic_write, read_rgb
+from revisp_tf.isp.color import gamma, inverse_smoothstep, smoothstep
 from revisp_tf.models.global_stage import CONTEXT_CHANNELS, frame_context
 from revisp_tf.models.inference_form import fusion_parts
+from revisp_tf.isp.unprocess import GAMMA, gamma_expansion
 from revisp_tf.models.reverse_isp import has_global_stage, model_inputs
 
 SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
@@ -68,6 +73,10 @@ _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k
 # which hands them to the other net: max error 0.59 instead of 0.012 on a random dual model.
 _FLOAT_OPS = ("MUL", "SUM", "GREATER_EQUAL")
 _MOVES = {"PACK", "RESHAPE", "STRIDED_SLICE", "CONCATENATION"}  # ops that only move values (_float_nodes)
+# A dual net's int8 calibration also sees each image re-exposed by these stops (`exposure_bracket`).
+# Calibrated on the dark P9 frame only, tested on the bright one, int8 was 1.58 dB below Keras (and
+# 2.31 dB above it with the other seed): ranges the test frame overran; with the bracket 0.18 / 0.16.
+CALIBRATION_STOPS = (-2.0, -1.0, 1.0, 2.0)
 
 
 @keras.saving.register_keras_serializable(package="revisp_tf")
@@ -182,6 +191,18 @@ def calibration_images(size=(504, 504), count: int = 8, paths: Iterable | None =
         gain = 1.0 + i / max(count - 1, 1)
         images.append(np.clip(_fit(rgb, size) * gain, 0.0, 1.0))
     return images
+
+
+def exposure_bracket(images: Iterable[np.ndarray], stops=CALIBRATION_STOPS) -> list[np.ndarray]:
+    """The images, then each re-exposed by each stop: Brooks et al.'s inverse tone map and gamma, x 2**stop, clip, forward.
+
+    The same photo as the camera would have rendered it brighter or darker (highlights clip, as in
+    `isp.process`), so int8 ranges calibrated on a few frames cover the camera's other exposures.
+    """
+    images = [np.asarray(img, np.float32) for img in images]
+    linear = [gamma_expansion(inverse_smoothstep(img)) for img in images]
+    return images + [np.asarray(smoothstep(gamma(tf.clip_by_value(lin * 2.0**stop, 0.0, 1.0), 1.0 / GAMMA)))
+                     for stop in stops for lin in linear]
 
 
 def _as_images(data, size) -> list[np.ndarray]:
@@ -324,6 +345,17 @@ def default_float_parts(model: keras.Model) -> tuple[str, ...]:
     return ("global", "head") if has_global_stage(model) else ("head",)
 
 
+def default_calibration_stops(model: keras.Model) -> tuple[float, ...]:
+    """The int8 calibration's exposure bracket unless told: CALIBRATION_STOPS for a plain dual net, else none.
+
+    Measured on the P9 pairs (mobile/README.md, "int8 in dB"): the bracket brought the plain dual
+    net's four int8 runs within 0.18 dB of Keras (from up to 2.31 dB), but cost the plain single net
+    up to 1.2 dB (its ranges widen for exposures it never meets). A global-stage model stayed within
+    0.41 dB without it, and its re-exposed copies would need their own frames' contexts.
+    """
+    return CALIBRATION_STOPS if fusion_parts(model) is not None and not has_global_stage(model) else ()
+
+
 def export_tflite(
     model: keras.Model,
     out_path,
@@ -336,6 +368,7 @@ def export_tflite(
     check_sizes=((256, 384),),
     num_threads: int = 2,
     float_parts=None,
+    calibration_stops=None,
 ) -> ExportReport:
     """Converts `model` (RGB -> packed bayer) to one TFLite file and checks it against Keras.
 
@@ -354,6 +387,8 @@ def export_tflite(
       num_threads: LiteRT threads for the check.
       float_parts: int8 only: parts kept in float32 besides the mask, from FLOAT_PARTS ("global", "head", "top");
         default `default_float_parts(model)`.
+      calibration_stops: int8 only: the calibration also sees each image re-exposed by these stops
+        (`exposure_bracket`); default `default_calibration_stops(model)`.
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize={quantize!r}: expected one of {', '.join(QUANTIZE_MODES)}")
@@ -362,6 +397,8 @@ def export_tflite(
     float_parts = tuple(float_parts)
     if set(float_parts) - set(FLOAT_PARTS) or (float_parts and quantize != "int8"):
         raise ValueError(f"float_parts={float_parts}: expected int8 and some of {', '.join(FLOAT_PARTS)}")
+    if calibration_stops and quantize != "int8":
+        raise ValueError(f"calibration_stops={calibration_stops}: only int8 calibrates")
     size = _check_size(size)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
@@ -375,6 +412,11 @@ def export_tflite(
                                                        for c, r in zip(contexts, representative)):
             raise ValueError(f"representative_contexts: expected one (H, W, {CONTEXT_CHANNELS}) context per calibration image")
     checks = _as_images(check_data, size) if check_data is not None else representative[:2]
+    stops = tuple(default_calibration_stops(model) if calibration_stops is None else calibration_stops)
+    if stops and contexts is not None:
+        raise ValueError("calibration_stops with representative_contexts: a re-exposed image needs its own frame's "
+                         "context; pass the re-exposed images and their contexts instead")
+    representative = exposure_bracket(representative, stops) if quantize == "int8" else representative
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         signatures = _saved_model(convertible(model), tmp, size, skip_signatures=quantize != "int8")

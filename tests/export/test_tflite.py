@@ -337,3 +337,42 @@ def test_int8_keeps_the_dual_fusion_in_float_by_default(tmp_path):
     assert len(np.unique(out[()])) <= 256 and len(np.unique(out[None])) > 2000
     assert 0.0 < (images[0].min(-1) == 1.0).mean() < 0.5  # both nets weigh in: a blown-out block and the rest
     assert np.abs(out[None] - want).max() < 0.03  # a few 8-bit steps of the nets
+
+
+def test_exposure_bracket_matches_a_numpy_reference():
+    """Each stop: Brooks et al.'s inverse S-curve and gamma 2.2, x 2**stop, clip to [0, 1], then forward."""
+    from revisp_tf.export.tflite import CALIBRATION_STOPS, exposure_bracket
+
+    img = np.linspace(0.0, 1.0, 2 * 6 * 3, dtype=np.float32).reshape(2, 6, 3)
+    lin = np.maximum(0.5 - np.sin(np.arcsin(1.0 - 2.0 * img.astype(np.float64)) / 3.0), 1e-8) ** 2.2
+    out = exposure_bracket([img])
+    assert len(out) == 1 + len(CALIBRATION_STOPS) and np.array_equal(out[0], img)
+    for got, stop in zip(out[1:], CALIBRATION_STOPS):
+        x = np.clip(lin * 2.0**stop, 0.0, 1.0) ** (1 / 2.2)
+        np.testing.assert_allclose(got, 3 * x**2 - 2 * x**3, atol=2e-6)
+    assert out[-1][1, 5, 2] == 1.0 and 0.49 < out[-1][0, 2, 0] < 0.50  # +2 stops: highlights clip; 0.171 -> 0.492
+    assert len(exposure_bracket([img], ())) == 1
+
+
+def test_int8_calibrates_a_dual_net_on_the_exposure_bracket(tmp_path):
+    """By default a plain dual net's calibration also sees +-1, +-2 stops; a single net's does not.
+
+    Seen in the calibrated range of the nets' input (rgb and mask, one int8 tensor): 255 steps span
+    the brightest calibration value, 0.4 for these dim images, 0.908 for them 2 stops brighter.
+    """
+    from revisp_tf.export.tflite import exposure_bracket
+
+    images = [generated_frame(64, 96, seed=s) * 0.4 for s in range(3)]
+    brightest = max(float(img.max()) for img in exposure_bracket(images))
+    assert 0.90 < brightest < 0.92
+    for variant, want in (("single", 0.4), ("dual", brightest)):
+        report = export_tflite(inference_form(lively_model(variant)), tmp_path / f"{variant}.tflite", quantize="int8",
+                               size=(64, 96), representative_data=images)
+        interpreter = Interpreter(model_path=str(report.path))
+        details = interpreter.get_tensor_details()
+        first = next(op for op in interpreter._get_ops_details() if op["op_name"] == "QUANTIZE")
+        assert "rgb_mask" in details[first["inputs"][0]]["name"]
+        scale, zero = details[first["outputs"][0]]["quantization"]
+        assert zero == -128 and 255 * scale == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="only int8 calibrates"):
+        export_tflite(lively_model("dual"), tmp_path / "bad.tflite", quantize="fp16", calibration_stops=(1.0,))
