@@ -16,7 +16,7 @@ round(units * normaliser) with --normaliser (the AIM 2022 submission format).
   size; an image larger than --tile runs as overlapping tiles blended as `revisp_tf.inference`
   does, with its `revisp_tf.tiling` (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
 - A global-stage model (inputs `rgb` and `context`) gets its context computed once per image, on
-  the whole image (`frame.frame_summary`), each tile its slice (`frame.context_window`).
+  the whole image (`revisp_tf.frame_context.frame_summary`), each tile its slice (`context_window`).
 - A dual (mask-fusion) model carries the signatures `skip_mask`, `skip_oe`, `skip_noe` and
   `skip_fuse`: per tile the runner computes the mask first and runs the OE net only if a pixel
   of the tile's blended output region is overexposed (the NOE net only if one is not), then
@@ -37,16 +37,14 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the checkout: revisp_tf.tiling (NumPy only)
-import frame as frame_lib  # noqa: E402
-
-from revisp_tf import tiling  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: revisp_tf.tiling, .frame_context (NumPy only)
+from revisp_tf import frame_context, tiling  # noqa: E402
 
 SIGNATURE, INPUT, CONTEXT, OUTPUT = "reverse_isp", "rgb", "context", "bayer"
 MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
 SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
 TILE, OVERLAP, ALIGN = 512, 64, 16  # revisp_tf.inference's defaults (depth-4 U-Net)
+PAD_VALUE = 1.0  # what the authors' U-Net pads with; tiles beyond the frame are filled with it
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -114,7 +112,7 @@ def _inputs(interpreter, rgb: np.ndarray, context: np.ndarray | None) -> dict:
     x = {INPUT: np.asarray(rgb, np.float32)[None]}
     if takes_context(interpreter):
         if context is None:
-            context = frame_lib.context_window(frame_lib.frame_summary(rgb), 0, 0, *rgb.shape[:2])
+            context = frame_context.context_window(frame_context.frame_summary(rgb), 0, 0, *rgb.shape[:2])
         x[CONTEXT] = np.asarray(context, np.float32)[None]
     return x
 
@@ -180,19 +178,19 @@ def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, ov
     ys, th = tiling.tile_starts(h, tile, overlap, align)
     xs, tw = tiling.tile_starts(w, tile, overlap, align)
     wy, wx = tiling.axis_weights(ys, th, margin), tiling.axis_weights(xs, tw, margin)
-    summary = frame_lib.frame_summary(rgb) if takes_context(interpreter) else None
+    summary = frame_context.frame_summary(rgb) if takes_context(interpreter) else None
     skip = skip and can_skip(interpreter)
     out = np.zeros((h // 2, w // 2, 4), np.float32)
     ran = {"oe+noe": 0, "noe": 0, "oe": 0} if skip else {"reverse_isp": 0}
     for i, y0 in enumerate(ys):
         for j, x0 in enumerate(xs):
             ph, pw = min(th, h - y0), min(tw, w - x0)
-            x = np.full((th, tw, 3), frame_lib.PAD_VALUE, np.float32)
+            x = np.full((th, tw, 3), PAD_VALUE, np.float32)
             x[:ph, :pw] = rgb[y0 : y0 + ph, x0 : x0 + pw]
             context = None
             if summary is not None:
-                context = np.full((th, tw, frame_lib.CONTEXT_CHANNELS), frame_lib.PAD_VALUE, np.float32)
-                context[:ph, :pw] = frame_lib.context_window(summary, y0, x0, ph, pw)
+                context = np.full((th, tw, frame_context.CONTEXT_CHANNELS), PAD_VALUE, np.float32)
+                context[:ph, :pw] = frame_context.context_window(summary, y0, x0, ph, pw)
             if skip:
                 rows = tiling.blended(wy[i], h // 2 - y0 // 2)
                 cols = tiling.blended(wx[j], w // 2 - x0 // 2)

@@ -358,7 +358,7 @@ def tflite_main(args) -> int:
     from ai_edge_litert.interpreter import Interpreter
 
     from revisp_tf.export.tflite import export_tflite, run_tflite
-    from revisp_tf.models.global_stage import context_window
+    from revisp_tf.frame_context import context_window
     from revisp_tf.models.inference_form import inference_form
 
     modes = [m for m in args.tflite.split(",") if m]  # "int8+top": int8 with the last decoder level in float

@@ -63,7 +63,7 @@ def keras_outputs(keras_path: Path, images: list[Path], out: Path, args) -> dict
     sys.path.insert(0, str(HERE.parents[1]))
     from revisp_tf.inference import TiledInference
     from revisp_tf.models import has_global_stage, load_reverse_isp
-    from revisp_tf.models.global_stage import context_window, frame_context, frame_summary
+    from revisp_tf.frame_context import context_window, frame_context, frame_summary
 
     sys.path.insert(0, str(HERE.parent))
     from run_litert import read_rgb

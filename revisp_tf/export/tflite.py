@@ -52,11 +52,11 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES
+from revisp_tf.frame_context import CONTEXT_CHANNELS, frame_context
 from revisp_tf.io.images import atomic_write, read_rgb
 from revisp_tf.isp.color import gamma, inverse_smoothstep, smoothstep
-from revisp_tf.models.global_stage import CONTEXT_CHANNELS, frame_context
-from revisp_tf.models.inference_form import fusion_parts
 from revisp_tf.isp.unprocess import GAMMA, gamma_expansion
+from revisp_tf.models.inference_form import fusion_parts
 from revisp_tf.models.reverse_isp import has_global_stage, model_inputs
 
 SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"

@@ -23,14 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from revisp_tf.frame_context import (  # noqa: F401  (the context's NumPy side, re-exported for the model's users)
-    CONTEXT_CHANNELS,
-    CONTEXT_GRID,
-    FrameContext,
-    context_window,
-    frame_context,
-    frame_summary,
-)
+from revisp_tf.frame_context import CONTEXT_CHANNELS, CONTEXT_GRID
 from revisp_tf.global_inverse import DEFAULT_KNOTS, GlobalInverse
 from revisp_tf.isp.color import inverse_smoothstep
 from revisp_tf.isp.unprocess import default_params, gamma_expansion

@@ -27,7 +27,7 @@ def test_arm64_runner_equals_x86_and_keras(realdata, tmp_path):
 
     from revisp_tf.export import export_tflite
     from revisp_tf.models import build_reverse_isp
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.frame_context import frame_context
     from revisp_tf.models.inference_form import inference_form
     from tests.lively import enliven
 

@@ -1,9 +1,7 @@
-"""The phone-side frame code (mobile/frame.py, mobile/run_litert.py; NumPy + LiteRT, no TensorFlow).
-
-Checked against the library it mirrors: the frame context of `revisp_tf.models.global_stage`, and
-Keras on a real S7 frame (scene 78 stitched, 7.5 % of its pixels overexposed): the LiteRT runner
-skipping the OE net per tile equals Keras running both nets on every tile. (The runner tiles
-with the library's own `revisp_tf.tiling`.)
+"""The phone-side frame loop (mobile/run_litert.py; NumPy + LiteRT, no TensorFlow) against Keras on
+a real S7 frame (scene 78 stitched, 7.5 % of its pixels overexposed): the LiteRT runner skipping
+the OE net per tile equals Keras running both nets on every tile. (The runner takes the frame
+context and the tiling from the library's NumPy-only `revisp_tf.frame_context` and `revisp_tf.tiling`.)
 """
 
 import importlib.util
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 
 from revisp_tf import inference
-from revisp_tf.models.global_stage import context_window, frame_summary
+from revisp_tf.frame_context import context_window, frame_summary
 from tests.conftest import REPO
 
 
@@ -26,7 +24,6 @@ def _module(name):
 
 
 run_litert = _module("run_litert")
-mobile_frame = run_litert.frame_lib  # mobile/frame.py, as the runner imports it
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +33,6 @@ def scene78(realdata):
 
     paths = [realdata / "aim22_s7_rgb" / f"78_{k}.jpg" for k in range(48)]
     return inference.stitch_patches([cv2.imread(str(p))[..., ::-1] for p in paths])
-
-
-def test_frame_context_equals_the_library_on_a_real_frame(scene78):
-    want, got = frame_summary(scene78), mobile_frame.frame_summary(scene78)
-    assert got.shape == want.shape == (3024, 4032)
-    np.testing.assert_allclose(got.grid, want.grid, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(got.stats, want.stats, atol=1e-6, rtol=0)
-    assert want.grid.std() > 0.05  # a real frame's blurred view is not flat
-    for y0, x0, h, w in ((0, 0, 496, 512), (1000, 2002, 64, 96), (2528, 3520, 496, 512)):
-        np.testing.assert_allclose(mobile_frame.context_window(got, y0, x0, h, w), context_window(want, y0, x0, h, w),
-                                   atol=1e-6, rtol=0)
-    # uint8 samples and the same frame as float give the same summary
-    as_float = mobile_frame.frame_summary(scene78[:600, :800].astype(np.float32) / 255)
-    np.testing.assert_allclose(as_float.grid, mobile_frame.frame_summary(scene78[:600, :800]).grid, atol=1e-7, rtol=0)
 
 
 @pytest.mark.slow

@@ -224,7 +224,7 @@ def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path, capsys
 def test_global_stage_dual_exports_with_context_and_skips(tmp_path):
     """rgb + context inputs: every signature takes both; the skip path equals Keras with the frame's context."""
     from revisp_tf.models import build_reverse_isp
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven
 
     model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))
@@ -248,7 +248,7 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
     are not broadcastable"). By default the global stage's ops stay float32 (`float_parts=("global",)`).
     """
     from revisp_tf.models import build_reverse_isp
-    from revisp_tf.models.global_stage import frame_context
+    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven
 
     keras.utils.set_random_seed(0)
