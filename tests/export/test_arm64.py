@@ -26,8 +26,8 @@ def test_arm64_runner_equals_x86_and_keras(realdata, tmp_path):
     import keras
 
     from revisp_tf.export import export_tflite
-    from revisp_tf.models import build_reverse_isp
     from revisp_tf.frame_context import frame_context
+    from revisp_tf.models import build_reverse_isp
     from revisp_tf.models.inference_form import inference_form
     from tests.lively import enliven
 
