@@ -229,15 +229,20 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
 @click.option("--float-parts", multiple=True, type=click.Choice(["none", *FLOAT_PARTS]),
               help="int8: a part kept in float32 besides the mask (repeat for more; none: quantize all but the mask) "
                    "[default: head, and global for a global-stage model].")
-def export(model_path, out_path, variant, quantize, size, dynamic, calibration, float_parts):
+@click.option("--exposure-bracket/--no-exposure-bracket", default=None,
+              help="int8: also calibrate on each image re-exposed by -2..+2 stops; --no-exposure-bracket when the "
+                   "calibration images already span the camera's exposures [default: on for a plain dual net only].")
+def export(model_path, out_path, variant, quantize, size, dynamic, calibration, float_parts, exposure_bracket):
     """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
-    from revisp_tf.export.tflite import export_tflite
+    from revisp_tf.export.tflite import CALIBRATION_STOPS, export_tflite
     from revisp_tf.io.images import check_output_file, check_rgb_files
     from revisp_tf.models import model_variant
     from revisp_tf.reconstruct import expand_inputs
 
     if float_parts and quantize != "int8":
         raise ValueError(f"--float-parts: only with --quantize int8 (got --quantize {quantize})")
+    if exposure_bracket is not None and quantize != "int8":
+        raise ValueError(f"--{'' if exposure_bracket else 'no-'}exposure-bracket: only with --quantize int8 (got --quantize {quantize})")
     if "none" in float_parts and len(float_parts) > 1:
         raise ValueError(f"--float-parts: none cannot be combined with {', '.join(p for p in float_parts if p != 'none')}")
     check_output_file(out_path)
@@ -247,8 +252,9 @@ def export(model_path, out_path, variant, quantize, size, dynamic, calibration, 
     if variant and model_variant(model) != variant:
         raise ValueError(f"{model_path or 'the shipped model'}: is a {model_variant(model)} model, not {variant}")
     parts = None if not float_parts else () if float_parts == ("none",) else float_parts  # None: the default
+    stops = None if exposure_bracket is None else CALIBRATION_STOPS if exposure_bracket else ()  # None: the default
     report = export_tflite(model, out_path, quantize=quantize, size=None if dynamic else tuple(size),
-                           representative_data=representative, float_parts=parts)
+                           representative_data=representative, float_parts=parts, calibration_stops=stops)
     for line in report.lines():
         click.echo(line)
 
