@@ -4,8 +4,8 @@ QUANTIZE_MODES = ("none", "fp16", "int8")
 
 # Parts of a model an int8 export can also keep in float32 (`float_parts`), by the Keras layer names
 # that prefix the converted graph's tensor names. "global": the global stage (the curves' hat
-# functions, the frame gains and the U-Nets' view of the context; the nets' bounded corrections
-# stay int8 but for their MULs). "head": each U-Net's 1x1 output conv and every op from it to the
+# functions, the frame gains and the U-Nets' view of the context; the nets' corrections belong to
+# "head"). "head": each U-Net's 1x1 output conv and every op from it to the
 # graph's output (crop, clamp, a global-stage net's correction, the dual's mask fusion, mosaic). The
 # head's output is the net's pre-clamp estimate, calibrated 14-55 units wide on trained P9 nets whose
 # output is within [0, 1]: in 8 bits a step of 0.06-0.2 units, the largest per-layer error

@@ -25,11 +25,10 @@ How it converts (each step avoids a trap listed in FACTS.md):
   after it (the dual's fusion included) and a global stage (`default_float_parts`); `float_parts`
   chooses what stays float32 (FLOAT_PARTS). A plain dual net is calibrated on the images and on
   copies re-exposed by CALIBRATION_STOPS (`exposure_bracket`, `default_calibration_stops`), so
-  the ranges cover exposures the few calibration frames lack. Calibration samples are fed by input name (the
-  converted graph orders inputs by name, "context" first), a global-stage model's with each
-  image's frame context. Full-integer is the
-  variant mobile int8 kernels (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8 keeps
-  float activations.
+  the ranges cover exposures the few calibration frames lack. Calibration samples are fed by
+  input name (the converted graph orders inputs by name, "context" first), a global-stage
+  model's with each image's frame context. Full-integer is the variant mobile int8 kernels
+  (XNNPACK QS8, NPU delegates) accelerate; dynamic-range int8 keeps float activations.
 - After writing (atomically), the file is loaded in the LiteRT interpreter and compared with
   Keras on sample inputs.
 """
@@ -412,11 +411,12 @@ def export_tflite(
                                                        for c, r in zip(contexts, representative)):
             raise ValueError(f"representative_contexts: expected one (H, W, {CONTEXT_CHANNELS}) context per calibration image")
     checks = _as_images(check_data, size) if check_data is not None else representative[:2]
-    stops = tuple(default_calibration_stops(model) if calibration_stops is None else calibration_stops)
+    stops = () if quantize != "int8" else tuple(default_calibration_stops(model) if calibration_stops is None else calibration_stops)
     if stops and contexts is not None:
         raise ValueError("calibration_stops with representative_contexts: a re-exposed image needs its own frame's "
                          "context; pass the re-exposed images and their contexts instead")
-    representative = exposure_bracket(representative, stops) if quantize == "int8" else representative
+    if stops:
+        representative = exposure_bracket(representative, stops)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         signatures = _saved_model(convertible(model), tmp, size, skip_signatures=quantize != "int8")
