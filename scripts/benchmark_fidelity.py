@@ -31,7 +31,8 @@ Scores: challenge PSNR/SSIM over each test patch, OE and NOE PSNR, means over pa
 twice, as it is and with the JPEG augmentation (JPEG_AUGMENTATION), and scored on the test frame's
 lossless RGB and on it recompressed at each of JPEG_QUALITIES; the drop against lossless, per run,
 beside UPI and the fitted global stage on the same RGB, and benchmark_jpeg's ceiling for the
-fitted stage (the share of its JPEG-induced error a linear 7x7 filter could remove at best).
+fitted stage (the share of its JPEG-induced error a linear 7x7 filter could remove at best, and
+the share 4:2:0 chroma subsampling makes of it).
 Files and report under WORK_DIR/jpeg/.
 
 --tflite (a separate path, `tflite_main`; it never trains): each finished run of the selection is
@@ -61,7 +62,7 @@ import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_real_pairs  # noqa: E402
-from benchmark_jpeg import linear_filter_share, share_to_halve  # noqa: E402
+from benchmark_jpeg import chroma_share, linear_filter_share, recompress, share_to_halve  # noqa: E402
 
 from revisp_tf import evaluate  # noqa: E402
 from revisp_tf.data.frames import frame_contexts  # noqa: E402
@@ -308,11 +309,14 @@ def jpeg_main(args) -> int:
                              + " | ".join(f"{d:.2f}" for d in drops.values()) + " |")
                 print(lines[-1], flush=True)
             fitted = report[isp][f"{a} → {b}"]["fitted"]
+            q85, lossless = ([fit.predict(read_rgb(e.rgb)) for e in tests[k]] for k in ("q85", "lossless"))
+            q85_444 = [fit.predict(recompress(read_rgb(e.rgb), 85, "444")) for e in tests["lossless"]]
             fitted["q85 ceiling"] = ceiling = {  # how much of the JPEG loss any linear deblocker could undo
-                "linear_share": linear_filter_share(*([fit.predict(read_rgb(e.rgb)) for e in tests[k]] for k in ("q85", "lossless"))),
+                "linear_share": linear_filter_share(q85, lossless), "chroma_share": chroma_share(q85, q85_444, lossless),
                 "share_to_halve": share_to_halve(fitted["drop"]["q85"])}
             print(f"  fitted, q85: the best linear 7x7 filter fitted on the test frame itself removes {ceiling['linear_share']:.0%}"
-                  f" of the JPEG-induced error; halving the drop needs {ceiling['share_to_halve']:.0%}", flush=True)
+                  f" of the JPEG-induced error, 4:2:0 chroma makes {ceiling['chroma_share']:.0%} of it; halving the drop needs"
+                  f" {ceiling['share_to_halve']:.0%}", flush=True)
             for method in [m for m in args.trained.split(",") if m]:
                 for seed in seeds:
                     for tag, run_args in (("", args), ("+jpeg aug", aug_args)):

@@ -18,7 +18,9 @@ The last lines compare the drops at quality 85 of `fitted+jpeg` and `fitted` (th
 should at least halve it), and give a ceiling for that: the share of the JPEG-induced error of
 `fitted`'s prediction (JPEG minus lossless input) that the least-squares best linear filter over
 a 7x7 neighbourhood of the 4 packed channels removes when fitted on the test pairs themselves
-(an oracle no deblocker reaches on unseen pairs), beside the share that halving the drop needs.
+(an oracle no deblocker reaches on unseen pairs), beside the share that halving the drop needs,
+and the share that 4:2:0 chroma subsampling makes of that error (what even a perfect chroma
+upsampler could give back).
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.isp.sensor import get_sensor  # noqa: E402
 
 LOSSLESS = "lossless"
+SAMPLING = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}  # libjpeg's default: 4:2:0
 
 
-def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """[0, 1] RGB through libjpeg (OpenCV) at `quality`, back to [0, 1] float32."""
-    ok, buf = cv2.imencode(".jpg", np.round(rgb[..., ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+def recompress(rgb: np.ndarray, quality: int, sampling: str = "420") -> np.ndarray:
+    """[0, 1] RGB through libjpeg (OpenCV) at `quality` and chroma `sampling`, back to [0, 1] float32."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, SAMPLING[sampling]]
+    ok, buf = cv2.imencode(".jpg", np.round(rgb[..., ::-1] * 255).astype(np.uint8), params)
     if not ok:
         raise RuntimeError("OpenCV failed to encode a JPEG")
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / np.float32(255)
@@ -91,6 +95,14 @@ def linear_filter_share(jpeg_preds, lossless_preds, radius: int = 3) -> float:
     left = sum(np.sum((features(np.asarray(j, np.float64)) @ w - np.asarray(l, np.float64).reshape(-1, l.shape[-1])) ** 2)
                for j, l in zip(jpeg_preds, lossless_preds))
     return 1.0 - left / energy
+
+
+def chroma_share(jpeg420_preds, jpeg444_preds, lossless_preds) -> float:
+    """Share of the energy of (jpeg - lossless) predictions at 4:2:0 that is gone at 4:4:4 (same quality)."""
+    def energy(preds):
+        return sum(np.sum((np.asarray(p, np.float64) - l) ** 2) for p, l in zip(preds, lossless_preds))
+
+    return 1.0 - energy(jpeg444_preds) / energy(jpeg420_preds)
 
 
 def share_to_halve(drop_db: float) -> float:
@@ -143,9 +155,12 @@ def main(argv=None) -> int:
         d_aug = report["fitted+jpeg"][LOSSLESS] - report["fitted+jpeg"][85]
         print(f"drop at quality 85: fitted {d_plain:.2f} dB, fitted+jpeg {d_aug:.2f} dB (ratio {d_aug / d_plain:.2f})")
         lossless = [plain.predict(rgb) for rgb, _ in tests]
-        share = linear_filter_share([plain.predict(recompress(rgb, 85)) for rgb, _ in tests], lossless)
+        jpeg = [plain.predict(recompress(rgb, 85)) for rgb, _ in tests]
+        share = linear_filter_share(jpeg, lossless)
+        chroma = chroma_share(jpeg, [plain.predict(recompress(rgb, 85, "444")) for rgb, _ in tests], lossless)
         print(f"ceiling: the best linear 7x7 filter, fitted on these test pairs, removes {share:.0%} of fitted's "
-              f"JPEG-induced error at quality 85; halving its drop needs {share_to_halve(d_plain):.0%}")
+              f"JPEG-induced error at quality 85, 4:2:0 chroma makes {chroma:.0%} of it; halving its drop needs "
+              f"{share_to_halve(d_plain):.0%}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({k: {str(q): v for q, v in r.items()} for k, r in report.items()}, f, indent=1)
