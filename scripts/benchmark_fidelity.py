@@ -68,7 +68,7 @@ from revisp_tf import evaluate  # noqa: E402
 from revisp_tf.data.frames import frame_contexts  # noqa: E402
 from revisp_tf.data.pairs import make_pairs_from_raw  # noqa: E402
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
-from revisp_tf.io.images import atomic_write, read_raw_npy, read_rgb  # noqa: E402
+from revisp_tf.io.images import atomic_write, read_raw_npy, read_rgb, write_rgb  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
 from revisp_tf.models import has_global_stage, load_reverse_isp, predict_bayer  # noqa: E402
 from revisp_tf.train import config as config_lib  # noqa: E402
@@ -262,9 +262,7 @@ JPEG_AUGMENTATION = "data.jpeg_quality=[70, 95]"  # the augmented twin of each r
 
 
 def recompressed_frame(src: Path, dst: Path, quality: int) -> Path:
-    """A copy of the pairs folder `src` with each RGB through libjpeg at `quality`, stored lossless (PNG)."""
-    import cv2
-
+    """A copy of the pairs folder `src` with each RGB through libjpeg at `quality` (`benchmark_jpeg.recompress`), stored lossless (PNG)."""
     stamp = dst / "recompressed.json"
     params = {"source": str(src), "quality": quality}
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
@@ -273,15 +271,16 @@ def recompressed_frame(src: Path, dst: Path, quality: int) -> Path:
     dst.mkdir(parents=True)
     for f in src.iterdir():
         if f.suffix == ".png":
-            ok, buf = cv2.imencode(".jpg", cv2.imread(str(f), cv2.IMREAD_COLOR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-            if not ok:
-                raise RuntimeError(f"{f}: OpenCV failed to encode a JPEG")
-            cv2.imwrite(str(dst / f.name), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+            write_rgb(dst / f.name, recompress(read_rgb(f), quality))
         elif f.suffix in (".npy", ".json") and f.name != "frame.json":
             shutil.copy2(f, dst / f.name)
     with atomic_write(stamp) as tmp:
         tmp.write_text(json.dumps(params))
     return dst
+
+
+def _jpeg_row(isp: str, pair: str, name: str, scores: dict, drops: dict) -> str:
+    return f"| {isp} {pair} | {name} | " + " | ".join(f"{v:.2f}" for v in (*scores.values(), *drops.values())) + " |"
 
 
 def jpeg_main(args) -> int:
@@ -305,8 +304,7 @@ def jpeg_main(args) -> int:
                           for k, ex in tests.items()}
                 drops = {k: scores["lossless"] - v for k, v in scores.items() if k != "lossless"}
                 report.setdefault(isp, {}).setdefault(f"{a} → {b}", {})[base] = {"psnr": scores, "drop": drops}
-                lines.append(f"| {isp} {a} → {b} | {base} | " + " | ".join(f"{scores[k]:.2f}" for k in tests) + " | "
-                             + " | ".join(f"{d:.2f}" for d in drops.values()) + " |")
+                lines.append(_jpeg_row(isp, f"{a} → {b}", base, scores, drops))
                 print(lines[-1], flush=True)
             fitted = report[isp][f"{a} → {b}"]["fitted"]
             q85, lossless = ([fit.predict(read_rgb(e.rgb)) for e in tests[k]] for k in ("q85", "lossless"))
@@ -327,9 +325,7 @@ def jpeg_main(args) -> int:
                         drops = {k: scores["lossless"] - v for k, v in scores.items() if k != "lossless"}
                         report.setdefault(isp, {}).setdefault(f"{a} → {b}", {})[f"{method}{tag} s{seed}"] = {
                             "psnr": scores, "drop": drops, "train_s": round(secs, 1)}
-                        lines.append(f"| {isp} {a} → {b} | {method}{tag} s{seed} | "
-                                     + " | ".join(f"{scores[k]:.2f}" for k in tests) + " | "
-                                     + " | ".join(f"{d:.2f}" for d in drops.values()) + " |")
+                        lines.append(_jpeg_row(isp, f"{a} → {b}", f"{method}{tag} s{seed}", scores, drops))
                         print(lines[-1], flush=True)
     with atomic_write(out_path) as tmp:
         tmp.write_text(json.dumps(report, indent=1))
