@@ -40,10 +40,16 @@ def test_context_blur_is_a_bilinear_view_of_the_grid():
 
 
 def test_unknown_cells_take_the_mean_of_the_known():
-    frame = np.full((64, 64, 3), 0.5, np.float32)
+    """Known top half 0.1 | 0.3 (mean 0.2), unknown bottom half 0.9: the unknown pixels count for nothing."""
+    frame = np.full((64, 64, 3), 0.9, np.float32)
+    frame[:32, :32], frame[:32, 32:] = 0.1, 0.3
     known = np.zeros((64, 64), bool)
     known[:32] = True
-    assert np.allclose(frame_summary(frame, known).grid, 0.5)
+    s = frame_summary(frame, known)
+    np.testing.assert_allclose(s.grid[-1], 0.2, atol=1e-4)  # 8 cells from the known ones: their mean, unblurred by them
+    np.testing.assert_allclose(s.grid[0, 0], 0.1, atol=1e-3)
+    np.testing.assert_allclose(s.grid[0, -1], 0.3, atol=1e-3)
+    np.testing.assert_allclose(s.stats, np.log(0.5 * (0.1**2.2 + 0.3**2.2)), rtol=1e-5)  # the known pixels' statistics
 
 
 def test_grid_is_opencvs_area_average_blurred_and_stats_the_log_mean_linear_colour():
