@@ -57,7 +57,8 @@ def export_models(width: int, variant: str, size, out_dir: Path) -> list[Path]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from revisp_tf.export import calibration_images, export_tflite
+    from revisp_tf.export.calibration import calibration_images
+    from revisp_tf.export.convert import export_tflite
     from revisp_tf.models import build_reverse_isp
 
     keras.utils.set_random_seed(0)

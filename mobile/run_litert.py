@@ -13,10 +13,10 @@ becomes DIR/<stem>.npy: float32 (H/2, W/2, 4) packed RGGB in model units, or uin
 round(units * normaliser) with --normaliser (the AIM 2022 submission format).
 
 - A static model takes images of its input size, in one pass. A dynamic one takes any even
-  size; an image larger than --tile runs as overlapping tiles blended as `revisp_tf.inference`
-  does, with its `revisp_tf.tiling` (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
+  size; an image larger than --tile runs as overlapping tiles blended as `revisp_tf.infer.tiled`
+  does, with its `revisp_tf.infer.tiling` (starts on multiples of --align, the U-Net's 2**depth; --margin px at inner edges weight 0).
 - A global-stage model (inputs `rgb` and `context`) gets its context computed once per image, on
-  the whole image (`revisp_tf.frame_context.frame_summary`), each tile its slice (`context_window`).
+  the whole image (`revisp_tf.global_stage.context.frame_summary`), each tile its slice (`context_window`).
 - A dual (mask-fusion) model carries the signatures `skip_mask`, `skip_oe`, `skip_noe` and
   `skip_fuse`: per tile the runner computes the mask first and runs the OE net only if a pixel
   of the tile's blended output region is overexposed (the NOE net only if one is not), then
@@ -28,123 +28,38 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: revisp_tf.tiling, .frame_context (NumPy only)
-from revisp_tf import frame_context, tiling  # noqa: E402
-
-SIGNATURE, INPUT, CONTEXT, OUTPUT = "reverse_isp", "rgb", "context", "bayer"
-MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
-SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
-TILE, OVERLAP, ALIGN = 512, 64, 16  # revisp_tf.inference's defaults (depth-4 U-Net)
-PAD_VALUE = 1.0  # what the authors' U-Net pads with; tiles beyond the frame are filled with it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its NumPy-only modules
+from revisp_tf.export.litert import can_skip, input_shape, load, run, run_skipping, takes_context  # noqa: E402
+from revisp_tf.global_stage import context as frame_context  # noqa: E402
+from revisp_tf.infer import tiling  # noqa: E402
+from revisp_tf.infer.tiling import DEFAULT_ALIGN as ALIGN, DEFAULT_OVERLAP as OVERLAP, DEFAULT_TILE as TILE, PAD_VALUE  # noqa: E402
+from revisp_tf.io.atomic import atomic_write  # noqa: E402
+from revisp_tf.io.images import read_rgb as read_image  # noqa: E402
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1] from an 8-/16-bit image file or an .npy, or ValueError naming the file."""
-    if path.suffix == ".npy":
-        try:
-            img = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable .npy ({e})") from None
-        if img.ndim != 3 or img.shape[-1] != 3:
-            raise ValueError(f"{path}: expected an (H, W, 3) RGB array, got shape {img.shape}")
-        if img.dtype in (np.uint8, np.uint16):
-            return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
-        img = np.asarray(img, np.float32)
-        if img.dtype.kind != "f" or not (img.min() >= 0.0 and img.max() <= 1.0):
-            raise ValueError(f"{path}: expected uint8, uint16 or float values in [0, 1]")
-        return img
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{path}: not a readable 8- or 16-bit JPEG/PNG image")
-    if img.ndim == 2 or img.shape[-1] not in (3, 4):
-        raise ValueError(f"{path}: expected an RGB image, got shape {img.shape}")
-    rgb = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
-    return rgb.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
-
-
-def load(model_path: Path, num_threads: int) -> Interpreter:
-    """The interpreter (XNNPACK delegate applied by default), checked against the model contract."""
-    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-    signatures = interpreter.get_signature_list()
-    got = signatures.get(SIGNATURE, {})
-    if sorted(got.get("inputs", ())) not in ([INPUT], [CONTEXT, INPUT]) or got.get("outputs") != [OUTPUT]:
-        raise ValueError(f"{model_path}: expected signature {SIGNATURE!r} with inputs {INPUT!r} [and {CONTEXT!r}] "
-                         f"and output {OUTPUT!r}, got {signatures}")
-    return interpreter
-
-
-def takes_context(interpreter: Interpreter) -> bool:
-    """True for a global-stage model (a second input `context`, computed per frame)."""
-    return CONTEXT in interpreter.get_signature_list()[SIGNATURE]["inputs"]
-
-
-def can_skip(interpreter: Interpreter) -> bool:
-    """True if the model carries the skip_* signatures of a mask-fusion model."""
-    return set(SKIP.values()) <= set(interpreter.get_signature_list())
-
-
-def input_shape(interpreter: Interpreter) -> tuple[int | None, int | None]:
-    """(H, W) of a static model, (None, None) of a dynamic one."""
-    sig = interpreter.get_signature_runner(SIGNATURE).get_input_details()[INPUT]["shape_signature"]
-    return tuple(None if s < 0 else int(s) for s in sig[1:3])
-
-
-def check_image(interpreter: Interpreter, rgb: np.ndarray) -> None:
-    """ValueError unless the image fits the model: even sides, and a static model's size."""
-    h, w = rgb.shape[:2]
-    fixed = input_shape(interpreter)
-    if fixed != (None, None) and fixed != (h, w):
-        raise ValueError(f"image {h}x{w}: this static model takes {fixed[0]}x{fixed[1]}")
-    if h % 2 or w % 2:
-        raise ValueError(f"image {h}x{w}: expected even height and width (whole 2x2 CFA tiles)")
-
-
-def _inputs(interpreter, rgb: np.ndarray, context: np.ndarray | None) -> dict:
-    x = {INPUT: np.asarray(rgb, np.float32)[None]}
-    if takes_context(interpreter):
-        if context is None:
-            context = frame_context.context_window(frame_context.frame_summary(rgb), 0, 0, *rgb.shape[:2])
-        x[CONTEXT] = np.asarray(context, np.float32)[None]
-    return x
-
-
-def run(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) RGB [+ (H, W, 8) context; default: the image is the whole frame] -> (H/2, W/2, 4) packed RGGB."""
-    check_image(interpreter, rgb)
-    return interpreter.get_signature_runner(SIGNATURE)(**_inputs(interpreter, rgb, context))[OUTPUT][0]
-
-
-def nets_needed(mask: np.ndarray) -> tuple[str, ...]:
-    """The nets the fusion gives weight somewhere in `mask`: ("oe", "noe"), ("oe",) or ("noe",)."""
-    return tuple(name for name, needed in ((OE, np.any(mask != 0)), (NOE, np.any(mask != 1))) if needed)
-
-
-def run_skipping(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None,
-                 region=(slice(None), slice(None))) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Like `run`, through mask -> the nets the mask gives weight in `region` (of the mask) -> fuse; (bayer, nets run).
-
-    `region` (rows, cols of the full-resolution tile) is the part of the output that is used; a
-    net the mask gives no weight there is skipped and fed as zeros to the fusion.
-    """
-    check_image(interpreter, rgb)
-    x = _inputs(interpreter, rgb, context)
-    mask = interpreter.get_signature_runner(SKIP[MASK])(**x)[MASK][0, ..., 0]
-    ran = nets_needed(mask[region])
-    if ran == (OE, NOE):
-        return interpreter.get_signature_runner(SIGNATURE)(**x)[OUTPUT][0], ran
-    (name,) = ran
-    present = interpreter.get_signature_runner(SKIP[name])(**x)[name]
-    branches = {OE: np.zeros_like(present), NOE: np.zeros_like(present), name: present}  # 0 is weighted by 0
-    return interpreter.get_signature_runner(SKIP["fuse"])(**x, **branches)[OUTPUT][0], ran
+    """(H, W, 3) float32 RGB in [0, 1] from an 8-/16-bit image file (the library's reader) or an .npy, or ValueError naming the file."""
+    if path.suffix != ".npy":
+        return read_image(path)
+    try:
+        img = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npy ({e})") from None
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"{path}: expected an (H, W, 3) RGB array, got shape {img.shape}")
+    if img.dtype in (np.uint8, np.uint16):
+        return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max)
+    img = np.asarray(img, np.float32)
+    if img.dtype.kind != "f" or not (img.min() >= 0.0 and img.max() <= 1.0):
+        raise ValueError(f"{path}: expected uint8, uint16 or float values in [0, 1]")
+    return img
 
 
 @dataclasses.dataclass
@@ -162,7 +77,7 @@ class FrameRun:
 
 def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, overlap: int = OVERLAP,
               margin: int | None = None, align: int = ALIGN, skip: bool = True) -> tuple[np.ndarray, FrameRun]:
-    """A whole frame (H, W, 3) through a dynamic model by overlapping tiles, as `revisp_tf.inference.infer_tiled`.
+    """A whole frame (H, W, 3) through a dynamic model by overlapping tiles, as `revisp_tf.infer.tiled.TiledInference` does.
 
     The context (global-stage models) is the whole frame's, sliced per tile; tiles beyond the
     frame are filled with the U-Net's pad value 1.0. With `skip` (dual models) each tile runs
@@ -207,12 +122,8 @@ def run_frame(interpreter: Interpreter, rgb: np.ndarray, *, tile: int = TILE, ov
 
 
 def save_npy(path: Path, bayer: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    try:
+    with atomic_write(path) as tmp:
         np.save(tmp, bayer, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:

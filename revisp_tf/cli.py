@@ -10,8 +10,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import click  # noqa: E402
 
 from revisp_tf import __version__  # noqa: E402
+from revisp_tf.choices import (  # noqa: E402
+    FLOAT_PARTS,
+    LAYOUTS,
+    OUTPUT_FORMATS,
+    QUANTIZE_MODES,
+    RGB_FORMATS,
+    VARIANTS,
+)
 from revisp_tf.data.isps import ISPS  # noqa: E402
-from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES  # noqa: E402
+from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
 
 
 class _Command(click.Command):
@@ -104,10 +112,9 @@ def demo(out_dir, overrides, overwrite):
 @click.option("--overwrite", is_flag=True, help="Start over in a run directory that holds a finished or different run.")
 def train(config_path, overrides, run_dir, overwrite):
     """Train a reverse ISP; rerun the same command to resume after a crash."""
+    from revisp_tf.io.atomic import check_writable_dir
     from revisp_tf.train.config import load_config
     from revisp_tf.train.train_lib import train as run_training
-
-    from revisp_tf.io.images import check_writable_dir
 
     cfg = load_config(config_path, overrides)
     check_writable_dir(run_dir)
@@ -130,13 +137,13 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--cfa", default=None, help="CFA pattern when the file does not say (RGGB, GRBG, GBRG, BGGR).")
 @click.option("--black", default=None, type=float, help="Black level (overrides the file's).")
 @click.option("--white", default=None, type=float, help="White level (overrides the file's).")
-@click.option("--rgb-format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
+@click.option("--rgb-format", default="jpg", show_default=True, type=click.Choice(RGB_FORMATS))
 @click.option("--skip-bad", is_flag=True, help="Report and skip unreadable files (and pairs that cannot be aligned) instead of stopping.")
 @click.option("--rgb", "rgb", multiple=True, metavar="RGB", help="Instead of an ISP: the camera's own JPEG/PNG of each RAW file, in order (repeat), or 'embedded' (each RAW's preview).")
 @click.option("--rgb-dir", default=None, type=click.Path(file_okay=False), help="Instead of --rgb: a folder of the camera's JPEGs, matched by file stem (IMG_1.dng <-> IMG_1.jpg).")
 def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, profile, shape, dtype, cfa, black, white, rgb_format, skip_bad, rgb, rgb_dir):
     """(RGB, RAW) training pairs in the AIM 2022 layout: from RAW files through a real ISP, or synthetic."""
-    from revisp_tf.io.images import check_writable_dir
+    from revisp_tf.io.atomic import check_writable_dir
 
     if synthetic:
         from revisp_tf.data.synthetic import make_synthetic_pairs
@@ -174,13 +181,13 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, p
 @main.command("prepare-gt")
 @click.argument("data_dir", type=click.Path(file_okay=False))
 @click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
-@click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
+@click.option("--layout", default="aim22", show_default=True, type=click.Choice(LAYOUTS))
 @click.option("--skip-bad", is_flag=True, help="Report and skip bad files instead of stopping.")
 @click.option("--overwrite", is_flag=True, help="Recompute files that already have their ground truth.")
 def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
     """Write the demosaiced-RAW ground truth (pretrained Demosaic Net) beside each RAW file."""
     from revisp_tf.data.prepare_gt import prepare_gt
-    from revisp_tf.io.images import check_writable_dir
+    from revisp_tf.io.atomic import check_writable_dir
     from revisp_tf.isp.sensor import get_sensor
 
     check_writable_dir(data_dir)
@@ -194,22 +201,23 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--format", "fmt", default="npy", show_default=True, type=click.Choice(["npy", "dng", "png"]),
+@click.option("--format", "fmt", default="npy", show_default=True, type=click.Choice(OUTPUT_FORMATS),
               help="npy: challenge submission (uint16 packed RGGB); dng: a CFA DNG for RAW editors, its "
                    "AsShotNeutral (the camera RGB of white: the editor's 'as shot' white balance) and "
                    "ColorMatrix1 (XYZ -> camera, D65) fitted per image so that LibRaw, darktable and "
                    "RawTherapee open it at their defaults with the input's colours; png: the RAW visualised.")
 @click.option("--sensor", default="s7", show_default=True, help="Levels and normaliser of the output RAW.")
-@click.option("--tile", default=512, show_default=True, help="Tile side in px (full frames run tile by tile).")
-@click.option("--overlap", default=64, show_default=True, help="Overlap of neighbouring tiles in px.")
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, help="Tile side in px (full frames run tile by tile).")
+@click.option("--overlap", default=DEFAULT_OVERLAP, show_default=True, help="Overlap of neighbouring tiles in px.")
 @click.option("--batch-size", default=1, show_default=True, help="Tiles per model call.")
 @click.option("--stitch", is_flag=True, help="Rebuild AIM 2022 6x8 patch grids ({scene}_{k}) into full frames first.")
 @click.option("--jit", is_flag=True, help="Compile the tile computation with XLA.")
 def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, stitch, jit):
     """Reconstruct RAW from RGB images (files or folders), any size, at full resolution."""
-    from revisp_tf.io.images import check_rgb_files, check_writable_dir
+    from revisp_tf.infer.files import expand_inputs, reconstruct_files
+    from revisp_tf.io.atomic import check_writable_dir
+    from revisp_tf.io.images import check_rgb_files
     from revisp_tf.isp.sensor import get_sensor
-    from revisp_tf.reconstruct import expand_inputs, reconstruct_files
 
     check_rgb_files(expand_inputs(inputs))  # every input, before any output is written
     check_writable_dir(out_dir)
@@ -221,7 +229,7 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
 @main.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .keras model [default: the shipped model].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The .tflite file.")
-@click.option("--variant", type=click.Choice(["baseline", "single", "dual"]), help="Refuse a model of another variant.")
+@click.option("--variant", type=click.Choice(VARIANTS), help="Refuse a model of another variant.")
 @click.option("--quantize", default="none", show_default=True, type=click.Choice(QUANTIZE_MODES))
 @click.option("--size", nargs=2, type=int, default=(504, 504), show_default=True, metavar="H W", help="Static input size.")
 @click.option("--dynamic", is_flag=True, help="Dynamic input height and width instead of --size.")
@@ -234,10 +242,12 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
                    "calibration images already span the camera's exposures [default: on for a plain dual net only].")
 def export(model_path, out_path, variant, quantize, size, dynamic, calibration, float_parts, exposure_bracket):
     """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
-    from revisp_tf.export.tflite import CALIBRATION_STOPS, export_tflite
-    from revisp_tf.io.images import check_output_file, check_rgb_files
+    from revisp_tf.export.calibration import CALIBRATION_STOPS
+    from revisp_tf.export.convert import export_tflite
+    from revisp_tf.infer.files import expand_inputs
+    from revisp_tf.io.atomic import check_output_file
+    from revisp_tf.io.images import check_rgb_files
     from revisp_tf.models import model_variant
-    from revisp_tf.reconstruct import expand_inputs
 
     if float_parts and quantize != "int8":
         raise ValueError(f"--float-parts: only with --quantize int8 (got --quantize {quantize})")
@@ -264,7 +274,7 @@ def export(model_path, out_path, variant, quantize, size, dynamic, calibration, 
 @click.option("--no-model", is_flag=True, help="Evaluate the baselines only.")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="(RGB, RAW) pairs.")
 @click.option("--sensor", default="s7", show_default=True, help="How the stored RAW maps to model units.")
-@click.option("--layout", default="aim22", show_default=True, type=click.Choice(["aim22", "folder"]))
+@click.option("--layout", default="aim22", show_default=True, type=click.Choice(LAYOUTS))
 @click.option("--baselines", default="upi,mosaic", show_default=True,
               help="Comma-separated from upi, mosaic, fitted (the global inverse fitted on --fit-data); empty for none.")
 @click.option("--fit-data", type=click.Path(file_okay=False), help="Pairs (same layout and sensor) the fitted baseline is fitted on.")
@@ -274,31 +284,19 @@ def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data
     """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
     from pathlib import Path
 
-    from revisp_tf import evaluate
-    from revisp_tf.data.scan import scan_pairs
+    from revisp_tf.io.atomic import check_output_file
     from revisp_tf.isp.sensor import get_sensor
-    from revisp_tf.data.frames import frame_contexts
-    from revisp_tf.io.images import check_output_file
-    from revisp_tf.models import has_global_stage, predict_bayer
+    from revisp_tf.scoring.evaluate import run_eval
+    from revisp_tf.scoring.scorer import format_table, write_report
 
     check_output_file(out_json)
-    spec = get_sensor(sensor)
-    examples = scan_pairs(data_dir, layout=layout, sensor=spec, skip_bad=skip_bad)
-    for bad in examples.skipped:
+    model = None if no_model else _load_model(model_path)
+    report, skipped = run_eval(model, data_dir, get_sensor(sensor), layout=layout, baselines=[b for b in baselines.split(",") if b],
+                               fit_data=fit_data, skip_bad=skip_bad)
+    for bad in skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
-    predict, contexts = None, None
-    if not no_model:
-        model = _load_model(model_path)
-        predict = lambda rgb, context=None: predict_bayer(model, rgb, context=context)  # noqa: E731
-        if has_global_stage(model):
-            contexts = frame_contexts(examples)
-    names = [b for b in baselines.split(",") if b]
-    if "fitted" in names and not fit_data:
-        raise click.UsageError("--baselines fitted needs --fit-data DIR (the pairs to fit the global inverse on)")
-    fitted = evaluate.fit_baseline(scan_pairs(fit_data, layout=layout, sensor=spec), spec) if "fitted" in names else None
-    report = evaluate.evaluate_pairs(examples, spec, predict, names, fitted=fitted, contexts=contexts)
-    evaluate.write_report(report, out_json, Path(out_json).with_suffix(".csv"))
-    click.echo(evaluate.format_table(report))
+    write_report(report, out_json, Path(out_json).with_suffix(".csv"))
+    click.echo(format_table(report))
     click.echo(f"report: {out_json} (per image: {Path(out_json).with_suffix('.csv')})")
 
 

@@ -23,12 +23,13 @@ DEMO_CONFIG = Path(str(importlib.resources.files("revisp_tf.configs") / "demo.ya
 
 def run_demo(out_dir, overrides=(), overwrite: bool = False):
     """Runs the whole job into `out_dir`; yields progress and summary lines."""
-    from revisp_tf import evaluate
-    from revisp_tf.export.tflite import export_tflite
-    from revisp_tf.io import read_rgb, write_dng, write_rgb
+    from revisp_tf.export.convert import export_tflite
+    from revisp_tf.io.dng import write_dng
+    from revisp_tf.io.images import read_rgb, write_rgb
     from revisp_tf.isp.process import visualize_raw
     from revisp_tf.isp.sensor import get_sensor
     from revisp_tf.models import predict_bayer
+    from revisp_tf.scoring import evaluate, scorer
     from revisp_tf.train.train_lib import train
 
     out = Path(out_dir)
@@ -53,7 +54,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     _, val_examples, _ = load_examples(cfg, run_dir)
     yield f"[3/5] evaluating on {len(val_examples)} held-out images (scenes never seen in training)"
     report = evaluate.evaluate_pairs(val_examples, sensor, lambda rgb: predict_bayer(model, rgb), progress=False)
-    evaluate.write_report(report, out / "report.json", out / "report.csv")
+    scorer.write_report(report, out / "report.json", out / "report.csv")
 
     yield "[4/5] exporting to TFLite and checking it with LiteRT"
     checks = [read_rgb(ex.rgb) for ex in val_examples[:4]]
@@ -67,7 +68,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     png = write_rgb(out / f"{stem}_raw_visualised.png", np.asarray(visualize_raw(bayer)))
 
     yield ""
-    yield evaluate.format_table(report)
+    yield scorer.format_table(report)
     yield ""
     yield f"model       {model_path}"
     yield f"tflite      {tfl.path} ({tfl.size_bytes / 1e6:.2f} MB, max |LiteRT - Keras| {tfl.max_abs_error:.1e})"

@@ -6,12 +6,12 @@
 Each real RAW file of ../shared/realdata/raw (read as scripts/make_real_pairs.py reads it) is made
 into "camera JPEGs" of known geometry in one of two test beds:
 - `--bed opencv` (default): rendered (`--source`: LibRaw, or RawTherapee's "Pop 2 Lab" with its
-  local tone mapping and vignette), then warped by a known map (`align.CameraMap`: crop, scale,
-  rotation, radial distortion; `align.simulate_camera_rgb`, bicubic) and JPEG-compressed by OpenCV;
+  local tone mapping and vignette), then warped by a known map (`warp.CameraMap`: crop, scale,
+  rotation, radial distortion; `warp.simulate_camera_rgb`, bicubic) and JPEG-compressed by OpenCV;
 - `--bed rawtherapee`: RawTherapee itself renders the JPEG ("Pop 2 Lab"), with its own [Crop],
   [Resize], [Rotation] and [Distortion] tools and its own JPEG encoder; the true map is
   `rawtherapee.Geometry.source` (RawTherapee's convention, measured: docs/alignment.md) from where
-  RawTherapee's render without geometry lies on the mosaic (`align.locate_render`).
+  RawTherapee's render without geometry lies on the mosaic (`render.locate_render`).
 `isps.camera.CameraRgb` aligns each JPEG back without knowing the map. The error is |fitted map(p)
 - true map(p)| in RAW px (divided by the map's scale), over the whole frame: a 16 px grid of RAW
 pixels wherever the true map lands inside the JPEG (opencv), or a 16 px grid of JPEG pixels and the
@@ -33,10 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from revisp_tf.data import align  # noqa: E402
+from revisp_tf.data.align import warp  # noqa: E402
 from revisp_tf.data.isps import get_isp  # noqa: E402
-from revisp_tf.data.isps.camera import CameraRgb  # noqa: E402
 from revisp_tf.data.isps import rawtherapee as rt  # noqa: E402
+from revisp_tf.data.isps.camera import CameraRgb  # noqa: E402
 from revisp_tf.data.isps.common import canonical_mosaic  # noqa: E402
 from revisp_tf.data.raw_files import RawReadError, read_raw  # noqa: E402
 
@@ -75,16 +75,16 @@ def _real_files():
 def known_map(raw_shape, scale: float, rot_deg: float, k1: float, k2: float, crop: int):
     """(map, JPEG shape): the RAW centre lands a few px off the JPEG centre, the JPEG crops `crop` px per side."""
     h, w = raw_shape
-    base = align.identity_map(raw_shape)
+    base = warp.identity_map(raw_shape)
     out = (round(h * scale) - 2 * crop, round(w * scale) - 2 * crop)
     t = np.radians(rot_deg)
     lin = scale * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     centre_out = np.array([(out[1] - 1) / 2 - 3.3, (out[0] - 1) / 2 + 2.7])
     shift = centre_out - lin @ np.asarray(base.center)
-    return align.CameraMap(np.c_[lin, shift], (k1, k2), base.center, base.norm), out
+    return warp.CameraMap(np.c_[lin, shift], (k1, k2), base.center, base.norm), out
 
 
-def map_error(fitted: align.CameraMap, truth: align.CameraMap, raw_shape, jpeg_shape) -> np.ndarray:
+def map_error(fitted: warp.CameraMap, truth: warp.CameraMap, raw_shape, jpeg_shape) -> np.ndarray:
     """|fitted(p) - truth(p)| / scale, RAW px, on a 16 px grid where truth(p) lies inside the JPEG."""
     ys, xs = np.mgrid[0 : raw_shape[0] : 16, 0 : raw_shape[1] : 16]
     p = np.stack([xs.ravel(), ys.ravel()], axis=-1).astype(np.float64)
@@ -93,7 +93,7 @@ def map_error(fitted: align.CameraMap, truth: align.CameraMap, raw_shape, jpeg_s
     return np.linalg.norm(fitted(p[inside]) - q[inside], axis=-1) / truth.scale
 
 
-def rt_map_error(fitted: align.CameraMap, geometry: rt.Geometry, image_shape, origin) -> np.ndarray:
+def rt_map_error(fitted: warp.CameraMap, geometry: rt.Geometry, image_shape, origin) -> np.ndarray:
     """|fitted(p) - q| / scale, RAW px, on a 16 px grid of JPEG pixels q, p = the mosaic pixel RawTherapee's geometry took q from."""
     oh, ow = geometry.output_shape()
     ys, xs = np.mgrid[0:oh:16, 0:ow:16]
@@ -118,7 +118,7 @@ def _align(jpeg: Path, frame, rel: str, name: str):
     except RawReadError as e:
         print(f"{rel:52s} {name:38s} refused: {str(e).split(': cannot align them: ')[-1]}", flush=True)
         return None
-    return align.CameraMap.from_json(a["map"]), a["residual_px"]["median"], time.perf_counter() - t0
+    return warp.CameraMap.from_json(a["map"]), a["residual_px"]["median"], time.perf_counter() - t0
 
 
 def opencv_cases(frame, source: str, tmp: Path, keep):
@@ -129,7 +129,7 @@ def opencv_cases(frame, source: str, tmp: Path, keep):
             continue
         truth, shape = known_map(rgb.shape[:2], scale, rot, k1, k2, crop)
         jpeg = tmp / "camera.jpg"
-        cv2.imwrite(str(jpeg), align.simulate_camera_rgb(rgb, truth, shape)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        cv2.imwrite(str(jpeg), warp.simulate_camera_rgb(rgb, truth, shape)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
         yield name, jpeg, lambda fitted, truth=truth, shape=shape: map_error(fitted, truth, rgb.shape[:2], shape)
 
 

@@ -40,7 +40,7 @@ exported to TFLite in the given precisions (static, the patch size; int8 calibra
 training frame's RGB, the camera's own images) and scored on the test frame with the LiteRT
 interpreter beside its Keras model. Precisions: fp32, fp16, int8 (export_tflite's default: each
 net's head, and a global stage, stay float32), int8+none (everything int8 but the mask),
-int8+PART[+PART] (PARTs of revisp_tf.export.options.FLOAT_PARTS in float32). Files and report
+int8+PART[+PART] (PARTs of revisp_tf.choices.FLOAT_PARTS in float32). Files and report
 under WORK_DIR/tflite/.
 """
 
@@ -64,13 +64,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_real_pairs  # noqa: E402
 from benchmark_jpeg import chroma_share, linear_filter_share, recompress, share_to_halve  # noqa: E402
 
-from revisp_tf import evaluate  # noqa: E402
-from revisp_tf.data.frames import frame_contexts  # noqa: E402
 from revisp_tf.data.pairs import make_pairs_from_raw  # noqa: E402
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
-from revisp_tf.io.images import atomic_write, read_raw_npy, read_rgb, write_rgb  # noqa: E402
+from revisp_tf.global_stage.placement import frame_contexts  # noqa: E402
+from revisp_tf.io.atomic import atomic_write  # noqa: E402
+from revisp_tf.io.images import read_raw_npy, read_rgb, write_rgb  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
 from revisp_tf.models import has_global_stage, load_reverse_isp, predict_bayer  # noqa: E402
+from revisp_tf.scoring import (
+    baselines,  # noqa: E402
+    evaluate,  # noqa: E402
+)
 from revisp_tf.train import config as config_lib  # noqa: E402
 from revisp_tf.train.train_lib import train  # noqa: E402
 
@@ -174,7 +178,7 @@ def run_pair(isp: str, a: str, b: str, dirs: dict, args, methods, seeds) -> dict
     train_ex = scan_pairs(dirs[a], sensor=PROJECT_10BIT)
     test_ex = scan_pairs(dirs[b], sensor=PROJECT_10BIT)
     out = {}
-    fits = {"fitted": evaluate.fit_baseline(train_ex, PROJECT_10BIT), "oracle": evaluate.fit_baseline(test_ex, PROJECT_10BIT)}
+    fits = {"fitted": baselines.fit_baseline(train_ex, PROJECT_10BIT), "oracle": baselines.fit_baseline(test_ex, PROJECT_10BIT)}
     for name in UNTRAINED:
         base = "fitted" if name in fits else name
         rep = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fits.get(name))
@@ -298,7 +302,7 @@ def jpeg_main(args) -> int:
             tests = {"lossless": dirs[b]} | {
                 f"q{q}": recompressed_frame(dirs[b], root / "pairs" / isp / f"{b}-q{q}", q) for q in JPEG_QUALITIES}
             tests = {k: scan_pairs(d, sensor=PROJECT_10BIT) for k, d in tests.items()}
-            fit = evaluate.fit_baseline(scan_pairs(dirs[a], sensor=PROJECT_10BIT), PROJECT_10BIT)
+            fit = baselines.fit_baseline(scan_pairs(dirs[a], sensor=PROJECT_10BIT), PROJECT_10BIT)
             for base in ("upi", "fitted"):  # untrained, the same for every seed
                 scores = {k: evaluate.evaluate_pairs(ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fit)[base]["psnr"]
                           for k, ex in tests.items()}
@@ -357,15 +361,16 @@ def tflite_main(args) -> int:
     """--tflite: the selection's finished runs as TFLite models, scored on the test frame beside Keras."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from revisp_tf.export.tflite import export_tflite, run_tflite
-    from revisp_tf.frame_context import context_window
+    from revisp_tf.export.convert import export_tflite
+    from revisp_tf.export.litert import run
+    from revisp_tf.global_stage.context import context_window
     from revisp_tf.models.inference_form import inference_form
 
     modes = [m for m in args.tflite.split(",") if m]  # "int8+top": int8 with the last decoder level in float
     unknown = sorted({m for m in modes if m.split("+")[0] not in TFLITE_MODES or ("+" in m and not m.startswith("int8+"))})
     if unknown:
         print(f"--tflite: unknown precision(s) {unknown}; expected some of {', '.join(TFLITE_MODES)}"
-              " (int8+PART: int8 with PART in float, PART from revisp_tf.export.options.FLOAT_PARTS; int8+none: nothing)", file=sys.stderr)
+              " (int8+PART: int8 with PART in float, PART from revisp_tf.choices.FLOAT_PARTS; int8+none: nothing)", file=sys.stderr)
         return 2
     pairs = FRAME_PAIRS if args.frame_pairs == "all" else [tuple(p.split(":")) for p in args.frame_pairs.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -401,7 +406,7 @@ def tflite_main(args) -> int:
                             float_parts=_float_parts(mode),
                             check_data=[test_ex[0].rgb], num_threads=args.tflite_threads)
                         interpreter = Interpreter(model_path=str(path), num_threads=args.tflite_threads)
-                        predict = lambda rgb, context=None: run_tflite(interpreter, rgb, context)  # noqa: E731
+                        predict = lambda rgb, context=None: run(interpreter, rgb, context)  # noqa: E731
                         scores = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False,
                                                          contexts=contexts)["model"]
                         entry[mode] = _summary(scores) | {

@@ -4,7 +4,7 @@ Each size runs in a fresh subprocess (so one run's high-water mark cannot hide t
 subprocess loads the model (default: the shipped model, in its inference form, as `infer` does),
 writes a generated frame as a JPEG (a smooth colour field with a blown-out band, made row block by
 row block as uint8), resets the kernel's RSS high-water mark (/proc/self/clear_refs) and
-TensorFlow's allocator peak, then runs `revisp_tf.reconstruct.reconstruct_files` on that JPEG with
+TensorFlow's allocator peak, then runs `revisp_tf.infer.files.reconstruct_files` on that JPEG with
 --format output (default `npy`): the library call behind `revisp-tf infer FRAME.jpg --format npy`.
 So the measured window holds the JPEG decode (to uint8), the tiles and the streamed output (and
 for `dng` the colour fit, for `png` the read-back of the scratch file). Reported:
@@ -80,9 +80,9 @@ def child(args) -> dict:
     import cv2
     import tensorflow as tf
 
+    from revisp_tf.infer.files import reconstruct_files
     from revisp_tf.io.images import set_max_pixels
     from revisp_tf.isp.sensor import SAMSUNG_S7
-    from revisp_tf.reconstruct import reconstruct_files
 
     h, w = args.child
     model, what = _model(args)

@@ -37,12 +37,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from revisp_tf import evaluate  # noqa: E402
 from revisp_tf.data.pipeline import make_jpeg_augmenter  # noqa: E402
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
-from revisp_tf.global_inverse import fit_global_inverse  # noqa: E402
+from revisp_tf.global_stage.fit import fit_global_inverse  # noqa: E402
 from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.isp.sensor import get_sensor  # noqa: E402
+from revisp_tf.scoring import scorer as evaluate  # noqa: E402
 
 LOSSLESS = "lossless"
 SAMPLING = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}  # libjpeg's default: 4:2:0

@@ -18,7 +18,7 @@ all rates and ratios come from this one run of the script, so they share its mac
   tf.function, and TFLite fp32 / fp16 / int8 (revisp_tf.export.export_tflite, static 504 input;
   int8 is full-integer) loaded and run by mobile/run_litert.py on the LiteRT interpreter
   (XNNPACK, 2 threads); seconds, GFLOP/s and the fraction of that row's matmul rate.
-- Full frame: one revisp_tf.inference.infer_tiled pass over a 12 MP (3024 x 4032) frame at
+- Full frame: one revisp_tf.infer.tiled.TiledInference pass over a 12 MP (3024 x 4032) frame at
   paper width, run by scripts/benchmark_inference_memory.py's `child` (time, peak RSS, working
   memory); then that script's 12 MP vs 48 MP memory comparison at a small width
   (--memory-base-filters: 48 MP at paper width would take over half an hour here).
@@ -37,7 +37,7 @@ ways below timed alternately, each the median of --repeats runs after a warm-up 
 (and for XLA compiles) every tile computation:
   (a) the authors' way: both U-Nets on each of the 48 non-overlapping 504 px patches, no
       skipping, fp32 (this project's Keras model, as trained: no savings; batch 1 per patch);
-  (b) revisp_tf.inference.TiledInference on the inference form (sub-pixel up convs, folded
+  (b) revisp_tf.infer.tiled.TiledInference on the inference form (sub-pixel up convs, folded
       BatchNorm) with OE skipping, tile --frame-tile (default 768), overlap --overlap; and the same at
       infer's default tile 512 (row b512). Tiles overlap, so tiled inference runs more U-Net pixels
       than (a) (the report gives how many); at overlap 64 tile 768 needs the fewest on this frame
@@ -80,7 +80,7 @@ PATCH = 504  # AIM 2022 S7 patch
 FRAME_12MP = (3024, 4032)  # Samsung S7 full frame
 THREADS = 2
 QUANTIZATIONS = ("fp32", "fp16", "int8")
-_EXPORT_MODE = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # revisp_tf.export.tflite names
+_EXPORT_MODE = {"fp32": "none", "fp16": "fp16", "int8": "int8"}  # revisp_tf.export.convert names
 QUICK = dict(
     variants="single", repeats=1, quantizations="fp32", frame_variant="single",
     frame_size="1008x1008", skip_memory=True, train_crop=256, train_steps=1,
@@ -261,7 +261,8 @@ def tflite_runner(model, quantize: str, out_dir: Path):
     """
     import run_litert
 
-    from revisp_tf.export import calibration_images, export_tflite
+    from revisp_tf.export.calibration import calibration_images
+    from revisp_tf.export.convert import export_tflite
 
     images = calibration_images((PATCH, PATCH), count=2)
     report = export_tflite(
@@ -302,7 +303,7 @@ def frame_figures(variant: str, base: int, depth: int, height: int, width: int, 
     seconds (first tile includes tracing), peak RSS and working memory; plus the tile count."""
     import benchmark_inference_memory
 
-    from revisp_tf.inference import tile_starts
+    from revisp_tf.infer.tiling import tile_starts
 
     args = argparse.Namespace(
         child=(height, width), variant=variant, base_filters=base, depth=depth, tile=tile, overlap=overlap, batch_size=1,
@@ -338,7 +339,7 @@ def frame_rgb(scene: str) -> tuple[np.ndarray, str]:
     """(3024 x 4032 S7 frame, what it is): scene `scene` stitched from the real AIM 2022 patches, or generated."""
     import benchmark_inference_memory
 
-    from revisp_tf.inference import group_patch_files, stitch_patches
+    from revisp_tf.infer.aim22 import group_patch_files, stitch_patches
 
     folder = REPO.parent / "shared" / "realdata" / "aim22_s7_rgb"
     paths = sorted(folder.glob(f"{scene}_*.jpg"))
@@ -373,7 +374,7 @@ def authors_way(model):
     """(a): both U-Nets on each of the 48 non-overlapping AIM patches, batch 1, no savings; returns a runner."""
     import tensorflow as tf
 
-    from revisp_tf.inference import stitch_patches, unstitch
+    from revisp_tf.infer.aim22 import stitch_patches, unstitch
 
     fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((1, None, None, 3))])
 
@@ -400,14 +401,14 @@ FRAME_ROWS = {
 
 def frame_savings(base: int, depth: int, scene: str, tile: int, overlap: int, repeats: int, rows) -> dict:
     """The --frame comparison in this process: {row label: seconds}, plus the tile plan, FLOPs and output differences."""
-    from revisp_tf.inference import TiledInference
+    from revisp_tf.infer.tiled import TiledInference
     from revisp_tf.models.inference_form import conv_flops, inference_form
 
     rgb, what = frame_rgb(scene)
     model = randomised_dual(base, depth)
     form = inference_form(model)
     plans = {t: TiledInference(form).plan(rgb, t, overlap) for t in {tile, 512}}
-    plan = plans[tile]
+    plans[tile]
     runs, warm = {}, {}
     for key in rows:
         label, options, skip, xla, row_tile = FRAME_ROWS[key]
@@ -550,7 +551,7 @@ def jit_timings(base: int, depth: int, scene: str, repeats: int) -> dict:
     """
     import keras
 
-    from revisp_tf.inference import TiledInference
+    from revisp_tf.infer.tiled import TiledInference
     from revisp_tf.models.inference_form import inference_form
 
     rgb = frame_rgb(scene)[0][1008:2016, 1344:2688]

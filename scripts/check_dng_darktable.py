@@ -33,8 +33,9 @@ import numpy as np  # noqa: E402
 import rawpy  # noqa: E402
 import tifffile  # noqa: E402
 
-from revisp_tf.io import read_rgb, write_dng  # noqa: E402
+from revisp_tf.io.dng import write_dng  # noqa: E402
 from revisp_tf.io.editors import RENDERERS  # noqa: E402
+from revisp_tf.io.images import read_rgb  # noqa: E402
 from revisp_tf.isp.bayer import CANONICAL_CFA, cfa_shift, convert_pattern, pack  # noqa: E402
 from revisp_tf.isp.color_fit import chroma_errors  # noqa: E402
 
@@ -126,9 +127,9 @@ def check_source(source: Path, out_dir: Path) -> int:
 
 
 def check_patches(patches: list[Path], model_path, out_dir: Path, unfitted: bool) -> int:
+    from revisp_tf.infer.files import reconstruct_files
     from revisp_tf.isp.sensor import SAMSUNG_S7
     from revisp_tf.models import load_reverse_isp
-    from revisp_tf.reconstruct import reconstruct_files
     from revisp_tf.weights import default_model_path
 
     model = load_reverse_isp(model_path or default_model_path())

@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from revisp_tf.data import align, pairs  # noqa: E402
+from revisp_tf.data import pairs  # noqa: E402
+from revisp_tf.data.align import render as align  # noqa: E402
 from revisp_tf.data.isps import ISPS, get_isp  # noqa: E402
 from revisp_tf.data.isps.common import canonical_mosaic, white_balance  # noqa: E402
 from revisp_tf.data.isps.libraw import libraw_version  # noqa: E402

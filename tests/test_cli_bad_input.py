@@ -100,7 +100,7 @@ def test_make_pairs_patch_zero(tmp_path):
 
 
 def _small_frame_lines(result, source, h, w):
-    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 2 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(("W", "I"))]
     assert lines[-1] == f"error: no pairs written to {source.parent / 'pairs'}: every file was skipped (a smaller --patch fits small frames)"
     assert any(ln.startswith(f"skipped {source}: {h}x{w} after CFA alignment is smaller than one 504x504 patch") for ln in lines), lines

@@ -86,7 +86,7 @@ def test_exposure_bracket_flag_sets_what_the_calibration_sees(tmp_path):
     """Dim calibration images (max 0.4): the bracket's +2 stops widen the range to about 0.91; the flag overrides the default."""
     import cv2
 
-    from revisp_tf.export.tflite import exposure_bracket
+    from revisp_tf.export.calibration import exposure_bracket
     from tests.lively import lively_model
 
     rng = np.random.default_rng(0)

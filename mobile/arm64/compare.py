@@ -13,7 +13,7 @@ runs reuse it. Each model runs on every image with the same runner and arguments
 
 With --keras (the model the .tflite files were exported from; needs TensorFlow), the Keras output
 too -> DIR/keras/<image>.npy: one pass for an image no larger than --tile, else
-`revisp_tf.inference.TiledInference` with both nets on every tile (the full graph) and the same
+`revisp_tf.infer.tiled.TiledInference` with both nets on every tile (the full graph) and the same
 tiling; a global-stage model gets the whole image's frame context. The table gives max |ARM64 -
 x86| and max |ARM64 - Keras| per model and image, and which nets each ran.
 
@@ -61,9 +61,13 @@ def keras_outputs(keras_path: Path, images: list[Path], out: Path, args) -> dict
     """The Keras model's output for every image (cached in `out`), as the runner would compute it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(HERE.parents[1]))
-    from revisp_tf.inference import TiledInference
+    from revisp_tf.global_stage.context import (
+        context_window,
+        frame_context,
+        frame_summary,
+    )
+    from revisp_tf.infer.tiled import TiledInference
     from revisp_tf.models import has_global_stage, load_reverse_isp
-    from revisp_tf.frame_context import context_window, frame_context, frame_summary
 
     sys.path.insert(0, str(HERE.parent))
     from run_litert import read_rgb

@@ -24,18 +24,18 @@ import rawpy
 from absl import logging
 from tqdm import tqdm
 
+from revisp_tf.choices import RGB_FORMATS
 from revisp_tf.data.isps import get_isp
 from revisp_tf.data.isps.camera import EMBEDDED, CameraRgb
 from revisp_tf.data.isps.common import Render, canonical_mosaic, white_balance
 from revisp_tf.data.isps.libraw import libraw_version
+from revisp_tf.data.layout import META_NAME, RGB_SUFFIXES
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw, to_project_stored
-from revisp_tf.io.images import atomic_write, write_npy, write_rgb
+from revisp_tf.io.atomic import atomic_write
+from revisp_tf.io.images import write_npy, write_rgb
 from revisp_tf.isp.bayer import CANONICAL_CFA, cfa_shift, pack
 from revisp_tf.isp.mask import overexposure_mask
 from revisp_tf.isp.sensor import PROJECT_10BIT
-
-RGB_FORMATS = ("jpg", "png")
-META_NAME = "meta.json"
 
 
 def scene_name(path) -> str:
@@ -143,7 +143,6 @@ def _write_scene(s: _Scene, isp, name: str, out_dir: Path, patch: int, stride: i
     }
 
 
-_RGB_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def _camera_rgbs(paths: list[Path], rgb, rgb_dir) -> list | None:
@@ -160,7 +159,7 @@ def _camera_rgbs(paths: list[Path], rgb, rgb_dir) -> list | None:
             raise ValueError(f"rgb_dir: {folder} is not a folder")
         by_stem = {}
         for f in sorted(folder.iterdir()):
-            if f.suffix.lower() in _RGB_SUFFIXES:
+            if f.suffix.lower() in RGB_SUFFIXES:
                 by_stem.setdefault(f.stem, []).append(f)
         rgb = []
         for p in paths:

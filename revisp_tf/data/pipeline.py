@@ -33,14 +33,15 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from revisp_tf.choices import AUGMENTS
+from revisp_tf.data.examples import canonical_raw, canonical_rgb
 from revisp_tf.data.scan import DataError, Example, npy_layout, rggb_size
+from revisp_tf.global_stage.context import CONTEXT_CHANNELS
+from revisp_tf.global_stage.layers import context_window_tf
 from revisp_tf.isp import bayer
 from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.isp.sensor import SensorSpec
-from revisp_tf.frame_context import CONTEXT_CHANNELS
-from revisp_tf.models.global_stage import context_window_tf
 
-AUGMENTS = ("none", "transpose", "dihedral")
 N_OPS = 8  # dihedral ops: op // 4 = flip left-right first, op % 4 = quarter turns counter-clockwise
 
 
@@ -121,7 +122,7 @@ def _decode_array(path, offset, shape, fmt: _ArrayFormat):
 def records(examples, with_raw: bool, with_demosaiced: bool, contexts=None) -> dict:
     """Column tensors of file paths and .npy data offsets/shapes, one row per example.
 
-    `contexts`: (FrameContext, y, x) per example (`data.frames.frame_contexts`), or None.
+    `contexts`: (FrameContext, y, x) per example (`global_stage.placement.frame_contexts`), or None.
     """
     cols = {"rgb": [str(e.rgb) for e in examples]}
     if contexts is not None:
@@ -153,14 +154,10 @@ def make_decoder(sensor: SensorSpec | None, raw_format=None, demosaiced_format=N
             out["context"] = context
         if raw_format is not None:
             raw = _decode_array(record["raw"], record["raw_offset"], record["raw_shape"], raw_format)
-            if raw_format.kind == "png":
-                raw = bayer.pack(raw)
-            raw = sensor.to_model_units(raw)
-            if sensor.cfa != CANONICAL_CFA:
-                raw = bayer.convert_pattern(raw, sensor.cfa, CANONICAL_CFA)
-                out["rgb"] = bayer.crop_to_pattern(out["rgb"], sensor.cfa, CANONICAL_CFA)
-                if "context" in out:
-                    out["context"] = bayer.crop_to_pattern(out["context"], sensor.cfa, CANONICAL_CFA)
+            raw = canonical_raw(bayer.pack(raw) if raw_format.kind == "png" else raw, sensor)
+            out["rgb"] = canonical_rgb(out["rgb"], sensor)
+            if "context" in out:
+                out["context"] = canonical_rgb(out["context"], sensor)
             raw.set_shape([None, None, 4])
             out["raw"] = raw
         if demosaiced_format is not None:
@@ -348,7 +345,7 @@ def make_dataset(
       augment: "dihedral" (True), "transpose" or "none" (False); see the module docstring.
       with_demosaiced: add "demosaiced" (every paired example needs its `prepare_gt` file).
       sensor: how stored RAW maps to model units; required for paired examples.
-      contexts: (FrameContext, y, x) per example (`data.frames.frame_contexts`) to add "context".
+      contexts: (FrameContext, y, x) per example (`global_stage.placement.frame_contexts`) to add "context".
       jpeg_quality: training only: (low, high) to JPEG-recompress each RGB at a random quality
         in that range after the crop (`make_jpeg_augmenter`); None: the RGB as stored.
     """

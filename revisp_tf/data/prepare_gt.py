@@ -21,9 +21,9 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from revisp_tf.data.scan import BadFile, DataError, check_raw, demosaic_path, raw_files
+from revisp_tf.data.examples import read_raw
+from revisp_tf.data.scan import BadFile, DataError, demosaic_path, raw_files
 from revisp_tf.io.images import write_npy
-from revisp_tf.isp import bayer
 from revisp_tf.isp.sensor import SensorSpec
 
 GT_DTYPE = np.float16
@@ -36,15 +36,6 @@ class PrepareReport:
     written: int = 0
     already_done: int = 0
     skipped: list[BadFile] = dataclasses.field(default_factory=list)
-
-
-def packed_rggb(path: Path, sensor: SensorSpec) -> np.ndarray:
-    """A validated RAW file as packed RGGB in model units, float32 (h, w, 4)."""
-    stored = check_raw(path, sensor)
-    if stored.ndim == 2:
-        stored = bayer.pack(stored[..., np.newaxis]).numpy()
-    units = sensor.to_model_units(stored)
-    return np.asarray(bayer.convert_pattern(units, sensor.cfa, bayer.CANONICAL_CFA))
 
 
 def _default_demosaic():
@@ -100,7 +91,7 @@ def prepare_gt(
     with tqdm(total=len(todo), desc="prepare-gt", unit="file", disable=not progress) as bar:
         for path in todo:
             try:
-                packed = packed_rggb(path, sensor)
+                packed = read_raw(path, sensor)
             except DataError as e:
                 if not skip_bad:
                     raise

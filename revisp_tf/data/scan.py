@@ -28,15 +28,15 @@ import cv2
 import numpy as np
 from absl import logging
 
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import LAYOUTS
+from revisp_tf.data.layout import RGB_SUFFIXES, aim22_name
 from revisp_tf.io.images import RAW_DTYPES, ImageReadError, read_raw_npy, read_rgb
 from revisp_tf.isp.bayer import CANONICAL_CFA, cfa_shift
 from revisp_tf.isp.sensor import SensorSpec
 
-LAYOUTS = ("aim22", "folder")
-RGB_SUFFIXES = (".jpg", ".jpeg", ".png")
 RAW_SUFFIXES = (".npy", ".png")
 DEMOSAIC_SUFFIX = ".demosaic.npy"
-_AIM22_NAME = re.compile(r"^(?P<scene>.+)_(?P<k>\d+)$")
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -213,15 +213,14 @@ def _files(root: Path, suffixes, recursive: bool) -> dict[str, Path]:
 def _scene(name: str, layout: str) -> str | None:
     """Scene id of a relative name without suffix, or None if an aim22 name is not `{scene}_{k}`."""
     if layout == "aim22":
-        m = _AIM22_NAME.match(name)
-        return m["scene"] if m else None
+        key = aim22_name(name)
+        return key[0] if key else None
     return name.split("/", 1)[0]
 
 
 def _layout_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, Path], str]:
     """(RGB files, RAW files, description of the layout), keyed by relative name without suffix."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    check_choice("layout", layout, LAYOUTS)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory; expected a dataset folder ({layout} layout)")
     if layout == "aim22":

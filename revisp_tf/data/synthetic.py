@@ -27,13 +27,22 @@ import cv2
 import numpy as np
 import skimage.data
 
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import RGB_FORMATS
+from revisp_tf.data.layout import META_NAME
 from revisp_tf.data.scan import demosaic_path
-from revisp_tf.io.images import atomic_write, write_npy, write_rgb
+from revisp_tf.io.atomic import atomic_write
+from revisp_tf.io.images import write_npy, write_rgb
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.mask import LUMA_THRESHOLD, overexposure_mask
 from revisp_tf.isp.process import process
 from revisp_tf.isp.sensor import PROJECT_10BIT
-from revisp_tf.isp.unprocess import add_noise, sample_noise_levels, sample_params, unprocess
+from revisp_tf.isp.unprocess import (
+    add_noise,
+    sample_noise_levels,
+    sample_params,
+    unprocess,
+)
 
 # Colour photos that skimage.data loads from inside the package, without pooch or a network.
 SOURCE_SCENES = (
@@ -47,9 +56,7 @@ SOURCE_SCENES = (
     "hubble_deep_field",
 )
 GENERATOR = "revisp_tf.data.synthetic"
-META_NAME = "meta.json"
 PARTIAL_NAME = ".meta.partial.json"
-RGB_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 95
 # Daylight phone shots are far less noisy than the paper's low-light range (1e-4 .. 0.012).
 DAYLIGHT_SHOT_RANGE = (1e-4, 1e-3)
@@ -81,8 +88,7 @@ def child_seed(*keys: int) -> int:
 
 def load_source(name: str) -> np.ndarray:
     """A scikit-image sample photo as float32 RGB (H, W, 3) in [0, 1]."""
-    if name not in SOURCE_SCENES:
-        raise ValueError(f"unknown source scene {name!r}; expected one of {', '.join(SOURCE_SCENES)}")
+    check_choice("source scene", name, SOURCE_SCENES)
     img = getattr(skimage.data, name)()
     if isinstance(img, tuple):  # stereo_motorcycle: (left, right, disparity); the left view only
         img = img[0]
@@ -134,8 +140,7 @@ def _check_args(count: int, patch: int, rgb_format: str, scenes) -> None:
     if rgb_format not in RGB_FORMATS:
         raise ValueError(f"rgb_format: expected one of {', '.join(RGB_FORMATS)}, got {rgb_format!r}")
     for name in scenes:
-        if name not in SOURCE_SCENES:
-            raise ValueError(f"unknown source scene {name!r}; expected one of {', '.join(SOURCE_SCENES)}")
+        check_choice("source scene", name, SOURCE_SCENES)
 
 
 def _previous_files(out: Path) -> tuple[set[str], set[str]]:

@@ -32,10 +32,22 @@ import numpy as np
 import tifffile
 from absl import logging
 
-from revisp_tf.io.images import atomic_write
+from revisp_tf.io.atomic import atomic_write
 from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
-from revisp_tf.isp.bayer import CANONICAL_CFA, check_pattern, crop_to_pattern, pattern_colors, unpack
-from revisp_tf.isp.color_fit import XYZ_TO_SRGB, CameraColour, dng_colour, fit_camera_colour, thinning_stride
+from revisp_tf.isp.bayer import (
+    CANONICAL_CFA,
+    check_pattern,
+    crop_to_pattern,
+    pattern_colors,
+    unpack,
+)
+from revisp_tf.isp.color_fit import (
+    XYZ_TO_SRGB,
+    CameraColour,
+    dng_colour,
+    fit_camera_colour,
+    thinning_stride,
+)
 from revisp_tf.isp.sensor import SensorSpec
 
 _D65 = 21  # EXIF LightSource code of CalibrationIlluminant1.
@@ -61,7 +73,7 @@ def _stored_mosaic(units: np.ndarray, sensor) -> tuple[np.ndarray, int, int]:
     """
     if isinstance(sensor, SensorSpec):
         black, white = sensor.black_level, sensor.white_level
-        stored = sensor.to_stored(units)
+        stored = np.minimum(sensor.to_stored(units), np.uint16(white))  # a DNG never exceeds its WhiteLevel
     else:
         try:
             black, white = (float(v) for v in sensor)

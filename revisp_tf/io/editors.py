@@ -19,7 +19,6 @@ A missing editor raises FileNotFoundError naming the Debian package to install.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -28,17 +27,9 @@ import numpy as np
 import rawpy
 
 from revisp_tf.io.images import ImageReadError, read_rgb
+from revisp_tf.tools import find_tool
 
-_PACKAGES = {"darktable-cli": "darktable", "rawtherapee-cli": "rawtherapee"}
 _TIMEOUT_S = 300
-
-
-def editor_executable(name: str) -> str:
-    """Path of an editor's command-line tool, or FileNotFoundError naming its Debian package."""
-    exe = shutil.which(name)
-    if exe is None:
-        raise FileNotFoundError(f"{name} not found: install Debian's {_PACKAGES[name]} (apt-get install -y {_PACKAGES[name]})")
-    return exe
 
 
 def render_libraw(dng) -> np.ndarray:
@@ -64,7 +55,7 @@ def _run(cmd: list[str], out: Path, dng, env=None) -> np.ndarray:
 
 def render_darktable(dng) -> np.ndarray:
     """darktable-cli's render with a fresh config directory and an in-memory library."""
-    exe = editor_executable("darktable-cli")
+    exe = find_tool("darktable-cli")
     with tempfile.TemporaryDirectory(prefix="revisp_darktable_") as tmp:
         work = Path(tmp)
         out = work / "render.png"
@@ -74,7 +65,7 @@ def render_darktable(dng) -> np.ndarray:
 
 def render_rawtherapee(dng) -> np.ndarray:
     """rawtherapee-cli's render with its default raw profile (`-d`) and a fresh config directory."""
-    exe = editor_executable("rawtherapee-cli")
+    exe = find_tool("rawtherapee-cli")
     with tempfile.TemporaryDirectory(prefix="revisp_rawtherapee_") as tmp:
         out = Path(tmp) / "render.png"
         # RawTherapee keeps its options under $XDG_CONFIG_HOME (and $HOME); a fresh one is its default.

@@ -1,4 +1,4 @@
-"""Image and RAW-array files: strict readers, atomic writers.
+"""Image and RAW-array files: strict readers, and writers that go through `atomic_write`.
 
 Reading policy of `read_rgb` (JPEG and PNG, recognised by their content, not their name):
 - 8-bit RGB: used as is, scaled by 1/255. 16-bit PNG: scaled by 1/65535.
@@ -17,19 +17,14 @@ Reading policy of `read_rgb` (JPEG and PNG, recognised by their content, not the
   --max-megapixels` raises it) is refused before it is decoded, so a bogus or huge header
   never allocates gigabytes.
 
-Every writer here goes through `atomic_write`, so a failure never leaves a half-written file;
-a write that fails (read-only folder, full disk) raises `WriteError` naming the file asked
-for, not its temporary name. Temporary names carry the writer's process id: the first write
-of a later process into a folder removes the temporaries that dead writers left there.
+Every writer here goes through `revisp_tf.io.atomic.atomic_write`, so a failure never leaves a
+half-written file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import secrets
-import shutil
 import struct
 import sys
 import tempfile
@@ -42,7 +37,9 @@ import cv2
 import numpy as np
 from absl import logging
 
-from revisp_tf.isp._checks import as_float_tensor
+from revisp_tf.data.layout import RGB_SUFFIXES
+from revisp_tf.io.atomic import atomic_write
+from revisp_tf.checks import check_unit_range
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -51,22 +48,14 @@ _JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # libjpeg's warnings about damaged image data (jerror.h JWRN_*); OpenCV prints them and carries on.
 _LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
-_RGB_SUFFIXES = (".png", ".jpg", ".jpeg")
 RAW_DTYPES = ("uint16", "float16", "float32", "float64")
 DEFAULT_MAX_PIXELS = 64_000_000
 _limits = {"max_pixels": DEFAULT_MAX_PIXELS}
-# Temporary names of atomic_write: .{name}.{pid}.{token}.tmp{suffix}
-_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
-_swept_dirs: set[Path] = set()
 _stderr_lock = threading.Lock()
 
 
 class ImageReadError(ValueError):
     """A file that cannot be read as the image or array the caller expected."""
-
-
-class WriteError(OSError):
-    """An output file that could not be written; the message names the file asked for."""
 
 
 def max_pixels() -> int:
@@ -79,122 +68,6 @@ def set_max_pixels(pixels: int) -> None:
     if int(pixels) != pixels or pixels < 1:
         raise ValueError(f"max pixels: expected a positive whole number, got {pixels}")
     _limits["max_pixels"] = int(pixels)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder) -> list[Path]:
-    """Deletes the temporaries of `atomic_write` in `folder` whose writing process is gone; returns them."""
-    removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        m = _TMP_NAME.match(p.name)
-        if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
-            with contextlib.suppress(OSError):
-                p.unlink()
-                removed.append(p)
-    return removed
-
-
-def _write_error(message: str, e: OSError | None = None) -> WriteError:
-    err = WriteError(message)  # one argument: str() is the message alone, without "[Errno N]"
-    err.errno = None if e is None else e.errno
-    return err
-
-
-def _reason(e: OSError, folder: Path) -> str:
-    """The OS's reason; for a short write without one (NumPy's "N requested and M written"), the space left."""
-    if e.strerror:
-        return e.strerror
-    with contextlib.suppress(OSError):
-        return f"{e} ({shutil.disk_usage(folder).free:,} bytes free there: is the disk full?)"
-    return str(e)
-
-
-def check_writable_dir(folder) -> Path:
-    """Proves a file can be written into `folder`, or into the folder it would be created in; WriteError naming it if not.
-
-    For the CLI, before any expensive work: a read-only target fails at once. Creates nothing.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise _write_error(f"cannot write into {folder}: it is a file; expected a folder")
-    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise _write_error(f"cannot write into {folder}: {existing} is a file; expected a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        raise _write_error(f"cannot write into {folder}: {e.strerror or e}", e) from None
-    return folder
-
-
-def check_output_file(path) -> Path:
-    """An output file name whose folder exists and is writable (WriteError naming it if not) and that is not a folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise _write_error(f"cannot write {path}: it is a folder; expected a file name")
-    if not path.parent.is_dir():
-        raise _write_error(f"cannot write {path}: folder {path.parent} does not exist")
-    check_writable_dir(path.parent)
-    return path
-
-
-def _temporary_name(path: Path) -> Path:
-    """A fresh hidden name beside `path` that `remove_stale_temporaries` recognises once this process is gone."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
-
-
-@contextlib.contextmanager
-def _beside(path: Path, rename: bool) -> Iterator[Path]:
-    """A temporary path beside `path` (same extension): renamed to `path` on success when `rename`,
-    deleted otherwise; an OSError becomes a WriteError naming `path`."""
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
-    tmp = _temporary_name(path)
-    try:
-        yield tmp
-        if rename:
-            if not tmp.is_file():
-                raise RuntimeError(f"writing {path}: the writer did not create {tmp.name}")
-            os.replace(tmp, path)
-    except OSError as e:
-        if isinstance(e, WriteError):
-            raise
-        raise _write_error(f"cannot write {path}: {_reason(e, path.parent)}", e) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def scratch_file(path) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same extension) for intermediate data; always deleted afterwards."""
-    with _beside(Path(path), rename=False) as tmp:
-        yield tmp
-
-
-@contextlib.contextmanager
-def atomic_write(path) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same extension); renames to `path` on success, deletes it on failure."""
-    path = Path(path)
-    if path.parent.is_dir() and path.parent.resolve() not in _swept_dirs:
-        _swept_dirs.add(path.parent.resolve())
-        remove_stale_temporaries(path.parent)
-    with _beside(path, rename=True) as tmp:
-        yield tmp
 
 
 def _read_bytes(path: Path, expected: str) -> bytes:
@@ -360,14 +233,16 @@ def write_rgb(path, rgb, *, jpeg_quality: int = 95) -> Path:
     """Writes (H, W, 3) RGB (float in [0, 1], or uint8) as an 8-bit PNG or JPEG, chosen by the extension."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in _RGB_SUFFIXES:
-        raise ValueError(f"{path}: expected a file name ending in {', '.join(_RGB_SUFFIXES)}")
+    if suffix not in RGB_SUFFIXES:
+        raise ValueError(f"{path}: expected a file name ending in {', '.join(RGB_SUFFIXES)}")
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb for {path}: expected shape (H, W, 3), got {rgb.shape}")
     if rgb.dtype != np.uint8:
-        t, _ = as_float_tensor(rgb, f"rgb for {path}")
-        rgb = np.round(t[0].numpy() * 255.0).astype(np.uint8)
+        if rgb.dtype.kind != "f":
+            raise ValueError(f"rgb for {path}: expected a float array with values in [0, 1], got dtype {rgb.dtype}")
+        check_unit_range(rgb, f"rgb for {path}")
+        rgb = np.round(rgb.astype(np.float32) * np.float32(255.0)).astype(np.uint8)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if suffix != ".png" else []
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:

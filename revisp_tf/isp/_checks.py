@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from revisp_tf.checks import check_unit_range
+
 
 def _is_concrete(x) -> bool:
     return isinstance(x, np.ndarray) or (tf.is_tensor(x) and hasattr(x, "numpy"))
@@ -27,12 +29,7 @@ def as_float_tensor(x, name: str, *, check_range: bool = True, allow_int: bool =
     if rank not in (3, 4):
         raise ValueError(f"{name}: expected shape (H, W, C) or (N, H, W, C), got {tuple(x.shape)}")
     if check_range and _is_concrete(x):
-        v = x.numpy() if tf.is_tensor(x) else x
-        finite = np.isfinite(v)
-        if not finite.all():
-            raise ValueError(f"{name}: expected finite values in [0, 1], got {np.size(v) - finite.sum()} non-finite values")
-        if v.size and (v.min() < 0.0 or v.max() > 1.0):
-            raise ValueError(f"{name}: expected values in [0, 1], got min {v.min():.4g}, max {v.max():.4g}")
+        check_unit_range(x.numpy() if tf.is_tensor(x) else x, name)
     t = tf.cast(x, tf.float32)
     return (t[tf.newaxis] if rank == 3 else t), rank
 

@@ -92,8 +92,9 @@ _ZERO_SUM = np.array([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.0]])
 
 
 def srgb_to_linear(x) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear light (the IEC 61966-2-1 curve)."""
-    x = np.asarray(x, np.float64)
+    """sRGB-encoded values (uint8, or float in [0, 1]) -> linear light in float64 (the IEC 61966-2-1 curve)."""
+    x = np.asarray(x)
+    x = x / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
     return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from revisp_tf.checks import check_choice
 from revisp_tf.isp._checks import as_float_tensor, check_channels, restore_rank
 from revisp_tf.isp.color import luma
 
@@ -13,8 +14,7 @@ MASK_RULES = {"luma": LUMA_THRESHOLD, "max": MAX_THRESHOLD}
 
 
 def check_rule(rule: str) -> str:
-    if rule not in MASK_RULES:
-        raise ValueError(f"unknown mask rule {rule!r}; expected one of {', '.join(MASK_RULES)}")
+    check_choice("mask rule", rule, MASK_RULES)
     return rule
 
 

@@ -61,9 +61,15 @@ class SensorSpec:
         return np.asarray(stored, np.float32) / np.float32(self.normaliser)
 
     def to_stored(self, units) -> np.ndarray:
-        """Model units -> stored uint16 values (challenge submission format: round(raw * normaliser))."""
+        """Model units -> stored uint16 values: round(raw * normaliser), clipped to [0, max_stored].
+
+        The one convention for every file the project writes (challenge `.npy`, DNG, pairs): a stored
+        value never exceeds `max_stored`, the largest value the sensor's files hold and the DNG's
+        WhiteLevel, so a clamped 1.0 is stored as 1023 on a 10-bit sensor, not 1024 (which the scorer
+        would take, but no real file of the sensor holds and `scan` rejects).
+        """
         v = np.round(np.asarray(units, np.float64) * self.normaliser)
-        return np.clip(v, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        return np.clip(v, 0, self.max_stored).astype(np.uint16)
 
     def to_scoring_units(self, units) -> np.ndarray:
         """Model units -> the scorer's units (float64): the stored submission value / 1024."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from revisp_tf.checks import check_choice
+
 REDUCTIONS = ("mean", "none")
 
 
 def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+    check_choice("reduction", reduction, REDUCTIONS)
     return reduction
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from revisp_tf.checks import check_choice
 from revisp_tf.isp._checks import as_float_tensor, check_channels
 from revisp_tf.isp.color import gamma as apply_gamma
 from revisp_tf.losses._reduction import check_reduction, per_example_mean, reduce_loss
@@ -25,8 +26,7 @@ P20_GAMMA = 1.0 / 3.6  # paper sec. 3.2 / eq. 4
 
 
 def _check_region(region: str) -> str:
-    if region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
+    check_choice("region", region, REGIONS)
     return region
 
 
@@ -76,7 +76,9 @@ def _l2_per_example(x, y):
 
 def _lpips_per_example(lpips_fn, x, y):
     if lpips_fn is None:
-        from revisp_tf.losses.lpips import lpips_distance as lpips_fn  # lazy: loads AlexNet weights
+        from revisp_tf.losses.lpips import (
+            lpips_distance as lpips_fn,  # lazy: loads AlexNet weights
+        )
     d = tf.convert_to_tensor(lpips_fn(x, y), tf.float32)
     if d.shape.rank == 0:
         raise ValueError("lpips_fn must return per-example distances with a leading batch axis, got a scalar")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from revisp_tf.checks import check_choice
 from revisp_tf.isp._checks import as_float_tensor
 from revisp_tf.losses._reduction import check_reduction, reduce_loss
 
@@ -50,8 +51,7 @@ def scale_maps(n_channels: int, n_sigmas: int, layout: str = "authors") -> list[
     the luminance term is the blue channel's at sigma 8, cubed. "per_channel": every
     channel at every sigma (what that comment intended), channel fastest.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown MS-SSIM layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    check_choice("MS-SSIM layout", layout, LAYOUTS)
     if layout == "authors":
         if n_channels != 3:
             raise ValueError(f"layout 'authors' is defined for 3-channel images only, got {n_channels} channels")

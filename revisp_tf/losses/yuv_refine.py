@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from revisp_tf.checks import check_choice
 from revisp_tf.isp._checks import as_float_tensor
 from revisp_tf.isp.color import bayer_to_yuv
 from revisp_tf.losses._reduction import check_reduction, per_example_mean, reduce_loss
@@ -17,8 +18,7 @@ NORMS = ("l1", "l2")
 
 def yuv_bayer_loss(pred_packed, gt_packed, norm: str = "l1", reduction: str = "mean"):
     """Mean |ΔYUV| ("l1") or mean ΔYUV² ("l2") of packed (…, h, w, 4) bayers; (N,) with reduction="none"."""
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
+    check_choice("norm", norm, NORMS)
     check_reduction(reduction)
     x, rank = as_float_tensor(pred_packed, "predicted packed bayer", check_range=False)
     y, _ = as_float_tensor(gt_packed, "ground-truth packed bayer", check_range=False)

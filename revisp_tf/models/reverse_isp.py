@@ -5,28 +5,26 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from revisp_tf.frame_context import CONTEXT_CHANNELS, frame_context
-from revisp_tf.isp._checks import as_float_tensor, check_channels, check_even
-from revisp_tf.isp.bayer import CANONICAL_CFA
-from revisp_tf.models.global_stage import (
-    GLOBAL_STAGES,
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import GLOBAL_STAGES, VARIANTS
+from revisp_tf.global_stage.context import CONTEXT_CHANNELS, frame_context
+from revisp_tf.global_stage.layers import (
     LOCAL_CHANNELS,
     Correction,
     FrameGains,
     GlobalCurves,
     LocalContext,
 )
+from revisp_tf.isp._checks import as_float_tensor, check_channels, check_even
+from revisp_tf.isp.bayer import CANONICAL_CFA
 from revisp_tf.models.layers import Clamp01, MaskFusion, Mosaic, OverexposureMask
 from revisp_tf.models.unet import build_unet
 
-# "global": the global stage alone (no U-Net), a fast camera-fitted model of its own.
-VARIANTS = ("baseline", "single", "dual", "global")
 _CORRECTION_CHANNELS = 6  # a U-Net's (gain, offset) correction of the global estimate
 
 
 def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    check_choice("variant", variant, VARIANTS)
     return variant
 
 
@@ -56,8 +54,7 @@ def build_reverse_isp(
     The "global" variant is the global stage alone.
     """
     check_variant(variant)
-    if global_stage not in GLOBAL_STAGES:
-        raise ValueError(f"unknown global stage {global_stage!r}; expected one of {', '.join(GLOBAL_STAGES)}")
+    check_choice("global stage", global_stage, GLOBAL_STAGES)
     if (variant == "global" and global_stage == "none") or (variant == "baseline" and global_stage != "none"):
         raise ValueError(f"variant {variant!r} with global_stage {global_stage!r}: the global variant needs a global "
                          "stage, and the baseline variant takes none")

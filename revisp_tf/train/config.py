@@ -13,7 +13,17 @@ from pathlib import Path
 
 import yaml
 
-from revisp_tf.models.global_stage import GLOBAL_STAGES
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import (
+    AUGMENTS,
+    GLOBAL_STAGES,
+    LAYOUTS,
+    OPTIMIZERS,
+    PHASE_LOSSES,
+    STRATEGIES,
+)
+from revisp_tf.isp.mask import MASK_RULES
+from revisp_tf.losses.yuv_refine import NORMS
 from revisp_tf.models.reverse_isp import VARIANTS
 
 
@@ -109,14 +119,14 @@ class ExperimentConfig:
 _CHOICES = {
     "model.variant": VARIANTS,
     "model.global_stage": GLOBAL_STAGES,
-    "model.mask_rule": ("luma", "max"),
+    "model.mask_rule": tuple(MASK_RULES),
     "data.source": ("folder", "synthetic"),
-    "data.layout": ("aim22", "folder"),
-    "data.augment": ("dihedral", "transpose", "none"),
-    "loss.yuv_refine_norm": ("l1", "l2"),
-    "optim.optimizer": ("adam", "adamw"),
-    "optim.phases.loss": ("paper", "l2", "mse_bayer"),
-    "runtime.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
+    "data.layout": LAYOUTS,
+    "data.augment": AUGMENTS,
+    "loss.yuv_refine_norm": NORMS,
+    "optim.optimizer": OPTIMIZERS,
+    "optim.phases.loss": PHASE_LOSSES,
+    "runtime.strategy": STRATEGIES,
 }
 _POSITIVE = {"model.base_filters", "model.depth", "model.global_knots", "data.crop", "data.batch_size", "optim.phases.epochs",
              "optim.phases.learning_rate", "runtime.checkpoint_every_steps", "runtime.log_every_steps",
@@ -163,8 +173,8 @@ def _build(cls, values, prefix: str = ""):
 def _validate(cfg: ExperimentConfig) -> None:
     def check(key, value):
         generic = "optim.phases." + key.split(".")[-1] if key.startswith("optim.phases.") else key
-        if generic in _CHOICES and value not in _CHOICES[generic]:
-            raise ConfigError(f"{key}: expected one of {', '.join(_CHOICES[generic])}, got {value!r}")
+        if generic in _CHOICES:
+            check_choice(key, value, _CHOICES[generic], ConfigError)
         if generic in _POSITIVE and not value > 0:
             raise ConfigError(f"{key}: must be positive, got {value!r}")
 

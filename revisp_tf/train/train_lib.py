@@ -29,15 +29,16 @@ import tensorflow as tf
 import yaml
 from absl import logging
 
-from revisp_tf.io.images import WriteError, atomic_write
+from revisp_tf.data.layout import META_NAME
+from revisp_tf.io.atomic import WriteError, atomic_write
 from revisp_tf.isp.sensor import get_sensor
 from revisp_tf.models import build_reverse_isp, training_model
 from revisp_tf.models.reverse_isp import has_global_stage
 from revisp_tf.train import config as config_lib
-from revisp_tf.train.evaluator import evaluate
 from revisp_tf.train.objectives import build_objective, needs_demosaiced, needs_lpips
 from revisp_tf.train.strategy import build_strategy, is_chief
 from revisp_tf.train.trainer import distributed_step, init_weights, make_optimizer
+from revisp_tf.train.validation import validate
 
 _RUN_FILES = ("checkpoints", "tb", "history.json", "model.keras", "DONE", "config.yaml", "global_fit.json")
 
@@ -80,7 +81,7 @@ def load_examples(cfg: config_lib.ExperimentConfig, run_dir: Path):
         from revisp_tf.data.synthetic import make_synthetic_pairs
 
         train_dir = run_dir / "data"
-        if not (train_dir / "meta.json").exists():
+        if not (train_dir / META_NAME).exists():
             logging.info("making %d synthetic pairs in %s", data.synthetic_count, train_dir)
             make_synthetic_pairs(train_dir, count=data.synthetic_count, seed=cfg.runtime.seed, patch=data.synthetic_patch)
     else:
@@ -159,33 +160,25 @@ def build_model(cfg: config_lib.ExperimentConfig) -> keras.Model:
 
 
 def example_contexts(model, examples):
-    """Each example's frame context (`data.frames`) for a model with a global stage, else None."""
+    """Each example's frame context (`global_stage.placement`) for a model with a global stage, else None."""
     if not has_global_stage(model):
         return None
-    from revisp_tf.data.frames import frame_contexts
+    from revisp_tf.global_stage.placement import frame_contexts
 
     return frame_contexts(examples)
 
 
 def fit_phase(model, cfg: config_lib.ExperimentConfig, examples, contexts, sensor) -> dict:
     """Fits the global stage in closed form on the training pairs; returns what was fitted (JSON-ready)."""
-    from revisp_tf.global_inverse import fit_global_inverse
-    from revisp_tf.io.images import read_raw_npy, read_rgb
-    from revisp_tf.isp import bayer
+    from revisp_tf.data.examples import read_example
+    from revisp_tf.global_stage.fit import fit_global_inverse
 
     stats = np.stack([c.stats for c, _, _ in contexts])
     model.get_layer("frame_gains").reference.assign(stats.mean(axis=0))
     if cfg.model.global_stage != "fitted":
         return {"global_stage": cfg.model.global_stage, "reference_stats": stats.mean(axis=0).tolist()}
     t0 = time.perf_counter()
-    rgbs, bayers = [], []
-    for ex in examples:
-        rgb, raw = read_rgb(ex.rgb), sensor.to_model_units(read_raw_npy(ex.raw))
-        if sensor.cfa != bayer.CANONICAL_CFA:
-            raw = bayer.convert_pattern(raw, sensor.cfa).numpy()
-            rgb = bayer.crop_to_pattern(rgb, sensor.cfa, bayer.CANONICAL_CFA).numpy()
-        rgbs.append(rgb)
-        bayers.append(raw)
+    rgbs, bayers = zip(*(read_example(ex, sensor) for ex in examples))
     fit = fit_global_inverse(rgbs, bayers, cfg.model.global_knots, cfg.model.global_smoothness, seed=cfg.runtime.seed)
     model.get_layer("global_curves").set_inverse(fit)
     seconds = time.perf_counter() - t0
@@ -257,7 +250,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         history = []
         if has_global_stage(model):
             fitted = fit_phase(model, cfg, train_examples, train_contexts, sensor)
-            val, _ = evaluate(model, val_ds, sensor, cfg.data.val_images)
+            val, _ = validate(model, val_ds, sensor, cfg.data.val_images)
             history.append({"epoch": 0, "step": 0, "phase": "fit", **val})
             if chief:
                 _write_json(run_dir / "global_fit.json", fitted)
@@ -299,7 +292,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
                 summaries.scalars("train", {f"loss/{k}": v for k, v in terms.items()} | {"learning_rate": phase.learning_rate}, s)
             if s % cfg.runtime.checkpoint_every_steps == 0:
                 _save_checkpoint(manager, s)
-        val, images = evaluate(model, val_ds, sensor, cfg.data.val_images)
+        val, images = validate(model, val_ds, sensor, cfg.data.val_images)
         s = int(step.numpy())
         summaries.scalars("val", {f"challenge/{k}": v for k, v in val.items()}, s)
         summaries.images(images, s, cfg.data.val_images)

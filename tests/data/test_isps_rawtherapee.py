@@ -23,7 +23,8 @@ from test_pairs import LEVELS, RGGB_COLORS, WB, ref_rawpy_stored, synthetic_came
 from test_pairs_darktable import ref_best, ref_gradient_scores
 
 from revisp_tf.cli import main
-from revisp_tf.data import align, pairs
+from revisp_tf.data import pairs
+from revisp_tf.data.align import render as align
 from revisp_tf.data.isps import get_isp
 from revisp_tf.data.isps import rawtherapee as rt
 from revisp_tf.data.isps.common import canonical_mosaic

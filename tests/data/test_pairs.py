@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import rawpy
 
-from revisp_tf.data import align, pairs
+from revisp_tf.data import pairs
+from revisp_tf.data.align import render as align
 from revisp_tf.data.isps.common import canonical_mosaic
 from revisp_tf.data.isps.libraw import render_libraw
 from revisp_tf.data.raw_files import RawReadError, normalise, read_raw

@@ -20,7 +20,8 @@ from PIL import Image, ImageOps
 from test_pairs import LEVELS, RGGB_COLORS, WB, ref_rawpy_stored, synthetic_camera_rgb
 
 from revisp_tf.cli import main
-from revisp_tf.data import align, pairs
+from revisp_tf.data import pairs
+from revisp_tf.data.align import warp as align
 from revisp_tf.data.isps import camera
 from revisp_tf.data.isps.libraw import render_libraw
 from revisp_tf.data.raw_files import RawReadError, read_raw
@@ -229,7 +230,7 @@ def test_rgb_embedded_without_a_preview_is_one_clear_error(scene, tmp_path):
 @pytest.mark.slow
 def test_global_inverse_fitted_on_auto_aligned_pairs_is_within_0_3_db_of_exact_ones(realdata, tmp_path):
     """The same camera JPEG on the RAW grid twice: by the fitted map, and by the known one (exact)."""
-    global_inverse = pytest.importorskip("revisp_tf.global_inverse")
+    global_inverse = pytest.importorskip("revisp_tf.global_stage.fit")
     from revisp_tf.data.isps.common import canonical_mosaic
     from revisp_tf.data.raw_files import to_project_stored
     from revisp_tf.isp.sensor import PROJECT_10BIT

@@ -18,7 +18,8 @@ import pytest
 from data_gen import np_mosaic, np_pack, np_unpack
 from test_pairs import LEVELS, RGGB_COLORS, WB, ref_rawpy_stored, synthetic_camera_rgb
 
-from revisp_tf.data import align, pairs
+from revisp_tf.data import pairs
+from revisp_tf.data.align import render as align
 from revisp_tf.data.isps.common import canonical_mosaic
 from revisp_tf.data.isps.darktable import darktable_conf, render_darktable
 from revisp_tf.data.isps.libraw import render_libraw

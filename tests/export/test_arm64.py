@@ -25,8 +25,8 @@ def test_arm64_runner_equals_x86_and_keras(realdata, tmp_path):
         pytest.skip(f"no arm64 root at {ROOT} or no qemu-aarch64-static (build it: sudo mobile/arm64/build_root.sh)")
     import keras
 
-    from revisp_tf.export import export_tflite
-    from revisp_tf.frame_context import frame_context
+    from revisp_tf.export.convert import export_tflite
+    from revisp_tf.global_stage.context import frame_context
     from revisp_tf.models import build_reverse_isp
     from revisp_tf.models.inference_form import inference_form
     from tests.lively import enliven

@@ -1,7 +1,7 @@
 """The phone-side frame loop (mobile/run_litert.py; NumPy + LiteRT, no TensorFlow) against Keras on
 a real S7 frame (scene 78 stitched, 7.5 % of its pixels overexposed): the LiteRT runner skipping
 the OE net per tile equals Keras running both nets on every tile. (The runner takes the frame
-context and the tiling from the library's NumPy-only `revisp_tf.frame_context` and `revisp_tf.tiling`.)
+context and the tiling from the library's NumPy-only `revisp_tf.global_stage.context` and `revisp_tf.infer.tiling`.)
 """
 
 import importlib.util
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from revisp_tf import inference
-from revisp_tf.frame_context import context_window, frame_summary
+from revisp_tf.global_stage.context import context_window, frame_summary
+from revisp_tf.infer import aim22, tiled
 from tests.conftest import REPO
 
 
@@ -32,7 +32,7 @@ def scene78(realdata):
     import cv2
 
     paths = [realdata / "aim22_s7_rgb" / f"78_{k}.jpg" for k in range(48)]
-    return inference.stitch_patches([cv2.imread(str(p))[..., ::-1] for p in paths])
+    return aim22.stitch_patches([cv2.imread(str(p))[..., ::-1] for p in paths])
 
 
 @pytest.mark.slow
@@ -41,7 +41,7 @@ def test_skip_oe_runner_equals_keras_on_a_real_frame(scene78, tmp_path):
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
-    from revisp_tf.export import export_tflite
+    from revisp_tf.export.convert import export_tflite
     from revisp_tf.models import build_reverse_isp
     from revisp_tf.models.inference_form import inference_form
     from tests.lively import enliven
@@ -51,9 +51,9 @@ def test_skip_oe_runner_equals_keras_on_a_real_frame(scene78, tmp_path):
     report = export_tflite(inference_form(model), tmp_path / "g.tflite", size=None, check_data=[scene78[:504, :504] / 255])
     assert report.max_abs_error <= 1e-5
     summary = frame_summary(scene78)
-    keras_runner = inference.TiledInference(model, skip_oe=False)  # both nets on every tile: the full graph
+    keras_runner = tiled.TiledInference(model, skip_oe=False)  # both nets on every tile: the full graph
     want = keras_runner(scene78, context=lambda y0, x0, h, w: context_window(summary, y0, x0, h, w))
-    plan = inference.TiledInference(model, skip_oe=True).plan(scene78, context=lambda *a: context_window(summary, *a))
+    plan = tiled.TiledInference(model, skip_oe=True).plan(scene78, context=lambda *a: context_window(summary, *a))
 
     interpreter = run_litert.load(report.path, 2)
     rgb = scene78.astype(np.float32) / 255

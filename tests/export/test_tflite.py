@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from revisp_tf.export import calibration_images, export_tflite, tflite_ops
-from revisp_tf.export.tflite import NearestUpsample, convertible, run_tflite, run_tflite_skipping
+from revisp_tf.export.calibration import calibration_images
+from revisp_tf.export.convert import NearestUpsample, convertible, export_tflite
+from revisp_tf.export.litert import run, run_skipping, tflite_ops
 from revisp_tf.models.inference_form import inference_form
 from tests.conftest import REALDATA, REPO, read_jpeg_rgb
 from tests.lively import generated_frame, lively_model
@@ -122,7 +123,7 @@ def test_skip_signatures_run_only_the_nets_the_mask_needs(dual_dynamic):
     interpreter = Interpreter(model_path=str(report.path), num_threads=2)
     dark, blown = generated_frame(96, 128, seed=8) * 0.5, np.ones((96, 128, 3), np.float32)
     for rgb, nets in ((generated_frame(96, 128, seed=8), ("oe", "noe")), (dark, ("noe",)), (blown, ("oe",))):
-        got, ran = run_tflite_skipping(interpreter, rgb)
+        got, ran = run_skipping(interpreter, rgb)
         assert ran == nets
         np.testing.assert_allclose(got, keras_out(model, rgb), atol=1e-5, rtol=0)
 
@@ -223,8 +224,8 @@ def test_mobile_runner_writes_what_keras_predicts(dual_dynamic, tmp_path, capsys
 
 def test_global_stage_dual_exports_with_context_and_skips(tmp_path):
     """rgb + context inputs: every signature takes both; the skip path equals Keras with the frame's context."""
+    from revisp_tf.global_stage.context import frame_context
     from revisp_tf.models import build_reverse_isp
-    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven
 
     model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))
@@ -235,7 +236,7 @@ def test_global_stage_dual_exports_with_context_and_skips(tmp_path):
     assert all({"rgb", "context"} <= set(signatures[name]["inputs"]) for name in report.signatures)
     want = model.predict_on_batch([rgb[None], frame_context(rgb)[None]])[0]
     for image, nets in ((rgb, ("oe", "noe")), (rgb * 0.5, ("noe",))):
-        got, ran = run_tflite_skipping(interpreter, image)
+        got, ran = run_skipping(interpreter, image)
         assert ran == nets
         np.testing.assert_allclose(got, model.predict_on_batch([image[None], frame_context(image)[None]])[0], atol=1e-5)
     assert report.max_abs_error <= 1e-5 and report.skip_max_abs_error <= 1e-5 and want.std() > 0.05
@@ -247,8 +248,8 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
     Fed as a list in signature order, the converter gave `context` the RGB and failed ("[1,64,96,0] and [3]
     are not broadcastable"). By default the global stage's ops stay float32 (`float_parts=("global",)`).
     """
+    from revisp_tf.global_stage.context import frame_context
     from revisp_tf.models import build_reverse_isp
-    from revisp_tf.frame_context import frame_context
     from tests.lively import enliven
 
     keras.utils.set_random_seed(0)
@@ -263,7 +264,7 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
                                representative_data=images, representative_contexts=contexts, check_data=images[:2],
                                float_parts=parts)
         interpreter = Interpreter(model_path=str(report.path))
-        errors[parts] = np.abs(run_tflite(interpreter, images[0], contexts[0]) - want)
+        errors[parts] = np.abs(run(interpreter, images[0], contexts[0]) - want)
         details = interpreter.get_tensor_details()
         curves = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
                   and "global_curves" in details[op["outputs"][0]]["name"]]
@@ -300,7 +301,7 @@ def test_int8_keeps_the_head_and_the_output_path_in_float_by_default(tmp_path):
         interpreter = Interpreter(model_path=str(report.path))
         assert _weight_dtypes(interpreter, "head") == {np.float32 if parts is None else np.int8}
         assert _weight_dtypes(interpreter, "dec1a_conv") == {np.int8}
-        out[parts], errors[parts] = run_tflite(interpreter, images[0]), report.mean_abs_error
+        out[parts], errors[parts] = run(interpreter, images[0]), report.mean_abs_error
     assert len(np.unique(out[()])) <= 256 < len(np.unique(out[None]))  # one dequantized int8 tensor, or float
     assert 0.0 < (want == 1.0).mean() < 0.5 and errors[None] < 0.7 * errors[()]
 
@@ -331,7 +332,7 @@ def test_int8_keeps_the_dual_fusion_in_float_by_default(tmp_path):
         assert {op["op_name"] for op in fusion} >= {"MUL", "ADD"}
         fusion_dtypes[parts] = {details[i]["dtype"] for op in fusion for i in (*op["inputs"], *op["outputs"])
                                 if i >= 0 and details[i]["shape"].size == 4}
-        out[parts] = run_tflite(interpreter, images[0])
+        out[parts] = run(interpreter, images[0])
     assert fusion_dtypes[None] == {np.float32} and np.int8 in fusion_dtypes[()]
     # measured: 2,575 levels (Keras 3,263); all int8 180, and 220 with the heads float but the fusion's ADD int8
     assert len(np.unique(out[()])) <= 256 and len(np.unique(out[None])) > 2000
@@ -341,7 +342,7 @@ def test_int8_keeps_the_dual_fusion_in_float_by_default(tmp_path):
 
 def test_exposure_bracket_matches_a_numpy_reference():
     """Each stop: Brooks et al.'s inverse S-curve and gamma 2.2, x 2**stop, clip to [0, 1], then forward."""
-    from revisp_tf.export.tflite import CALIBRATION_STOPS, exposure_bracket
+    from revisp_tf.export.calibration import CALIBRATION_STOPS, exposure_bracket
 
     img = np.linspace(0.0, 1.0, 2 * 6 * 3, dtype=np.float32).reshape(2, 6, 3)
     lin = np.maximum(0.5 - np.sin(np.arcsin(1.0 - 2.0 * img.astype(np.float64)) / 3.0), 1e-8) ** 2.2
@@ -360,7 +361,7 @@ def test_int8_calibrates_a_dual_net_on_the_exposure_bracket(tmp_path):
     Seen in the calibrated range of the nets' input (rgb and mask, one int8 tensor): 255 steps span
     the brightest calibration value, 0.4 for these dim images, 0.908 for them 2 stops brighter.
     """
-    from revisp_tf.export.tflite import exposure_bracket
+    from revisp_tf.export.calibration import exposure_bracket
 
     images = [generated_frame(64, 96, seed=s) * 0.4 for s in range(3)]
     brightest = max(float(img.max()) for img in exposure_bracket(images))

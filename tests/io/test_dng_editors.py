@@ -22,9 +22,9 @@ import shutil
 import numpy as np
 import pytest
 
-from revisp_tf.io import read_rgb
 from revisp_tf.io.dng import write_dng
 from revisp_tf.io.editors import RENDERERS
+from revisp_tf.io.images import read_rgb
 from revisp_tf.isp.color_fit import chroma_errors, dng_colour
 from revisp_tf.isp.sensor import PROJECT_10BIT, SAMSUNG_S7
 from revisp_tf.isp.unprocess import UnprocessParams
@@ -51,8 +51,8 @@ def _renderer(editor: str):
 @pytest.fixture(scope="module")
 def real_dngs(realdata, tmp_path_factory):
     """(name, input RGB, DNG) of the REAL_PATCHES, reconstructed by the shipped model."""
+    from revisp_tf.infer.files import reconstruct_files
     from revisp_tf.models import load_reverse_isp
-    from revisp_tf.reconstruct import reconstruct_files
     from revisp_tf.weights import default_model_path
 
     inputs = [realdata / "aim22_s7_rgb" / f"{n}.jpg" for n in REAL_PATCHES]

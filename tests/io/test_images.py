@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from revisp_tf.io import images
-from revisp_tf.io.images import ImageReadError, atomic_write, read_raw_npy, read_rgb, write_npy, write_rgb
+from revisp_tf.io.atomic import atomic_write
+from revisp_tf.io.images import (
+    ImageReadError,
+    read_raw_npy,
+    read_rgb,
+    write_npy,
+    write_rgb,
+)
 
 # Flat 16x16 colour blocks (whole JPEG MCUs), so JPEG keeps each colour almost exactly.
 _BLOCK_COLOURS = np.array([[[230, 20, 20], [20, 200, 40]], [[30, 40, 220], [128, 128, 128]]], np.uint8)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from revisp_tf.models import build_reverse_isp, load_reverse_isp
-from revisp_tf.models.reverse_isp import model_inputs
 from revisp_tf.models.inference_form import (
     SubpixelUpConv,
     conv_flops,
@@ -19,6 +18,7 @@ from revisp_tf.models.inference_form import (
     inference_form,
     subpixel_kernel,
 )
+from revisp_tf.models.reverse_isp import model_inputs
 from revisp_tf.weights import default_model_path
 from tests.context_model import CONTEXT_CHANNELS, context_dual_model
 from tests.lively import generated_frame, lively_model
@@ -155,7 +155,7 @@ def test_fusion_parts_of_single_is_none_and_a_spatial_layer_after_fusion_is_not_
 @pytest.mark.parametrize("variant", ["single", "dual"])
 def test_global_stage_model_form_equals_it(variant):
     """The global-stage models (rgb + context, U-Nets of more inputs and 6 unclamped outputs): stage layers kept."""
-    from revisp_tf.frame_context import frame_context
+    from revisp_tf.global_stage.context import frame_context
     from tests.lively import enliven
 
     model = enliven(build_reverse_isp(variant, base_filters=4, depth=2, global_stage="upi"))

@@ -13,8 +13,8 @@ os.environ["TF_CONFIG"] = json.dumps(
 )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tests.train.conftest import tiny_config  # noqa: E402
 from revisp_tf.train.train_lib import train  # noqa: E402
+from tests.train.conftest import tiny_config  # noqa: E402
 
 cfg = tiny_config(data_dir, "runtime.strategy=multi_worker", "optim.phases=[{epochs: 1, learning_rate: 0.001, loss: l2}]")
 result = train(cfg, run_dir, verbose=0)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from revisp_tf.evaluate import fit_baseline
 from revisp_tf.isp.sensor import PROJECT_10BIT
 from revisp_tf.models import load_reverse_isp, predict_bayer
+from revisp_tf.scoring.baselines import fit_baseline
 from revisp_tf.train import train_lib
 from tests.train.conftest import tiny_config
 
@@ -41,7 +41,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_error_naming_it(tmp_path):
     """A checkpoint that does not fit: WriteError naming it and the last good one, partial files gone."""
     import tensorflow as tf
 
-    from revisp_tf.io.images import WriteError
+    from revisp_tf.io.atomic import WriteError
     from tests.mounts import full_folder
 
     v = tf.Variable(np.zeros(1000, np.float32))
@@ -75,7 +75,9 @@ def test_jit_compiled_training_step_equals_the_plain_one(tiny_pairs):
     examples = scan_pairs(tiny_pairs, sensor=PROJECT_10BIT)[:4]
     batch = next(iter(make_dataset(examples, crop=32, batch_size=4, sensor=PROJECT_10BIT, with_demosaiced=False,
                                    contexts=train_lib.example_contexts(train_lib.build_model(cfg), examples))))
-    from tensorflow.python.framework import config as tf_config  # no public switch back; another test's train() set it
+    from tensorflow.python.framework import (
+        config as tf_config,  # no public switch back; another test's train() set it
+    )
 
     strategy = tf.distribute.get_strategy()
     terms = []

@@ -1,11 +1,9 @@
 """A tiny U-Net must be able to fit one fixed pair: the training step, loss and metric work together."""
 
-import numpy as np
-import pytest
 import tensorflow as tf
 
-from revisp_tf import metrics
 from revisp_tf.models import build_reverse_isp, training_model
+from revisp_tf.scoring import metrics
 from revisp_tf.train.config import parse_config
 from revisp_tf.train.objectives import build_objective
 from revisp_tf.train.trainer import replica_gradients
@@ -34,7 +32,7 @@ def _fit(rgb, raw, steps=800):
 def test_overfits_a_real_libraw_pair(realdata, tmp_path):
     from revisp_tf.data.pairs import make_pairs_from_raw
     from revisp_tf.data.scan import scan_pairs
-    from revisp_tf.io import read_raw_npy, read_rgb
+    from revisp_tf.io.images import read_raw_npy, read_rgb
     from revisp_tf.isp.sensor import PROJECT_10BIT
 
     make_pairs_from_raw([realdata / "raw" / "canon_550d" / "colorchart.dng"], tmp_path, patch=64, stride=512, progress=False)
@@ -46,7 +44,7 @@ def test_overfits_a_real_libraw_pair(realdata, tmp_path):
 
 def test_overfits_a_synthetic_pair(tmp_path):
     from revisp_tf.data.synthetic import make_synthetic_pairs
-    from revisp_tf.io import read_raw_npy, read_rgb
+    from revisp_tf.io.images import read_raw_npy, read_rgb
     from revisp_tf.isp.sensor import PROJECT_10BIT
 
     make_synthetic_pairs(tmp_path, count=1, seed=3, patch=64, noise=False)

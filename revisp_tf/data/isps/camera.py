@@ -30,11 +30,13 @@ import numpy as np
 import rawpy
 from PIL import Image
 
-from revisp_tf.data import align
+from revisp_tf.data.align import warp as align
 from revisp_tf.data.isps.common import Render, canonical_mosaic, white_balance
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
 from revisp_tf.io.images import ImageReadError, read_rgb_samples
 from revisp_tf.isp.bayer import pack
+from revisp_tf.isp.color import YUV_MATRIX
+from revisp_tf.isp.process import demosaic_bilinear
 
 EMBEDDED = "embedded"
 MIN_OVERLAP = 0.5  # share of the RAW frame the aligned RGB must cover
@@ -117,31 +119,14 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def bilinear_demosaic(rggb: np.ndarray) -> np.ndarray:
-    """(H, W) canonical RGGB mosaic -> (H, W, 3) RGB by bilinear interpolation (float32).
-
-    Symmetric kernels: every channel stays where its samples are, so the luminance made from it
-    is not shifted towards the site of the strongest colour (as a 2x2 sum of R, G, G, B would be).
-    """
-    h, w = rggb.shape
-    sites = np.zeros((h, w, 3), np.float32)
-    sites[0::2, 0::2, 0] = sites[0::2, 1::2, 1] = sites[1::2, 0::2, 1] = sites[1::2, 1::2, 2] = 1.0
-    planes = sites * np.asarray(rggb, np.float32)[..., np.newaxis]
-    rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4.0
-    g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4.0
-    out = [cv2.filter2D(planes[..., c], -1, k, borderType=cv2.BORDER_REFLECT_101) for c, k in enumerate((rb, g, rb))]
-    weight = [cv2.filter2D(sites[..., c], -1, k, borderType=cv2.BORDER_REFLECT_101) for c, k in enumerate((rb, g, rb))]
-    return np.stack([o / wt for o, wt in zip(out, weight)], axis=-1)
-
-
 def half_luminance(rggb: np.ndarray, wb) -> np.ndarray:
     """(H, W) canonical RGGB mosaic -> (H/2, W/2) linear luminance Y of its white-balanced bilinear demosaic, each 2x2 tile's mean.
 
     The RGB's luminance weights (`rgb_luminance`); the sample of tile (i, j) lies at full-resolution
     (2j + 0.5, 2i + 0.5) whatever the colour.
     """
-    rgb = bilinear_demosaic(rggb) * np.asarray(wb, np.float32)
-    full = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb = demosaic_bilinear(pack(np.asarray(rggb, np.float32)[..., np.newaxis])).numpy() * np.asarray(wb, np.float32)
+    full = rgb @ YUV_MATRIX[0]
     return full.reshape(full.shape[0] // 2, 2, full.shape[1] // 2, 2).mean(axis=(1, 3)).astype(np.float64)
 
 

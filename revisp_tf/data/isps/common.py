@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
-from revisp_tf.io.dng import XYZ_TO_SRGB, write_dng
+from revisp_tf.io.dng import write_dng
 from revisp_tf.io.images import ImageReadError, read_rgb
 from revisp_tf.isp.bayer import CANONICAL_CFA, crop_to_pattern, pack
+from revisp_tf.isp.color_fit import DngColour, dng_colour
 from revisp_tf.isp.process import gray_world_gains
 
 # A temporary DNG stores the normalised mosaic at 16 bits: black 0, white 65535.
@@ -49,23 +50,18 @@ def white_balance(frame: RawFrame) -> tuple[tuple[float, float, float], str]:
     return tuple(float(g) for g in gains), "gray_world"
 
 
-def dng_color_matrix(color_matrix: np.ndarray | None, wb) -> np.ndarray:
-    """Camera -> sRGB matrix (None: camera RGB is linear sRGB) -> the DNG's XYZ -> camera-native ColorMatrix1.
-
-    The frame's matrix acts on white-balanced camera RGB; a DNG's ColorMatrix maps XYZ to the
-    camera's native (unbalanced) values, so that D65 white lands on AsShotNeutral = 1 / wb.
-    LibRaw and darktable normalise the rows and do not care; RawTherapee derives its white
-    point from the two and renders a magenta cast without the 1 / wb rows.
-    """
-    cam_to_srgb = np.eye(3) if color_matrix is None else np.asarray(color_matrix, np.float64)
-    return np.diag(1.0 / np.asarray(wb, np.float64)) @ np.linalg.solve(cam_to_srgb, XYZ_TO_SRGB)
+def frame_dng_colour(frame: RawFrame, wb) -> DngColour:
+    """The DNG colour of a frame rendered with white balance `wb`: its camera -> sRGB matrix (linear sRGB where it has
+    none) acts on white-balanced camera RGB, so the native camera -> sRGB map is that matrix times diag(wb)."""
+    cam_to_srgb = np.eye(3) if frame.color_matrix is None else np.asarray(frame.color_matrix, np.float64)
+    return dng_colour(cam_to_srgb @ np.diag(np.asarray(wb, np.float64)))
 
 
 def write_frame_dng(frame: RawFrame, path: Path) -> Path:
     """Uncompressed DNG of the canonical crop of the normalised mosaic, with the render's WB and colour matrix."""
     packed = pack(canonical_mosaic(normalise(frame), frame.cfa)[..., np.newaxis])
     wb, _ = white_balance(frame)
-    return write_dng(path, packed, DNG_LEVELS, wb_gains=wb, color_matrix=dng_color_matrix(frame.color_matrix, wb))
+    return write_dng(path, packed, DNG_LEVELS, wb_gains=wb, color_matrix=frame_dng_colour(frame, wb).color_matrix)
 
 
 def describe(isp_name: str, frame: RawFrame, renders_file: bool) -> dict:

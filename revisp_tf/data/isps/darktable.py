@@ -12,48 +12,39 @@ overexposed pixels than LibRaw's (only reconstructed highlights brighter than se
 
 from __future__ import annotations
 
-import functools
 import re
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
+from revisp_tf.data.isps.common import (
+    Render,
+    canonical_mosaic,
+    describe,
+    read_render,
+    run_tool,
+    write_frame_dng,
+)
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
+from revisp_tf.tools import find_tool, tool_version
 
 DARKTABLE_SETTINGS = {
     "input": "temporary uncompressed DNG (revisp_tf.io.dng.write_dng) of the normalised canonical RGGB mosaic",
     "white_balance": "the file's camera gains (gray world where it has none), as the DNG's AsShotNeutral",
-    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.dng_color_matrix",
+    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.frame_dng_colour",
     "presets": "none: fresh config dir, --library :memory:, --apply-custom-presets false",
     "output": "8-bit sRGB PNG (--icc-type SRGB), full size: --width 0 --height 0 --upscale false --hq true",
 }
-DARKTABLE_MISSING = "darktable-cli not found: install Debian's darktable"
 _TIMEOUT_S = 600
 
 
 def darktable_cli() -> str:
     """Path of darktable-cli, or FileNotFoundError saying how to get it."""
-    exe = shutil.which("darktable-cli")
-    if exe is None:
-        raise FileNotFoundError(DARKTABLE_MISSING)
-    return exe
-
-
-@functools.lru_cache(maxsize=None)
-def _version_of(exe: str) -> str:
-    """Version printed by `exe --version` (asked once per executable)."""
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
-    m = re.search(r"darktable-cli (\S+)", out)
-    if m is None:
-        raise RuntimeError(f"{exe} --version printed no version: {out.strip()[:200]!r}")
-    return m.group(1)
+    return find_tool("darktable-cli")
 
 
 def darktable_version() -> str:
     """Version of the installed darktable-cli, e.g. '4.2.1'."""
-    return _version_of(darktable_cli())
+    return tool_version(darktable_cli(), ("--version",), r"darktable-cli (\S+)")
 
 
 def darktable_conf(version: str) -> dict[str, str]:

@@ -20,22 +20,26 @@ keeps its RGGB phase; the mosaic itself is never resampled.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from revisp_tf.data import align
-from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
+from revisp_tf.data.align import render as align
+from revisp_tf.data.isps.common import (
+    Render,
+    canonical_mosaic,
+    describe,
+    read_render,
+    run_tool,
+    write_frame_dng,
+)
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
+from revisp_tf.tools import find_tool, tool_version
 
-RAWTHERAPEE_MISSING = "rawtherapee-cli not found: install Debian's rawtherapee"
 DEFAULT_PROFILE = "Pop 2 Lab"
 NEUTRAL = "Neutral"  # RawTherapee's built-in neutral values (no profile file)
 # Everything that would move pixels off the mosaic grid, switched off after any profile.
@@ -53,7 +57,7 @@ GEOMETRY_PINS = {
 RAWTHERAPEE_SETTINGS = {
     "input": "temporary uncompressed DNG (revisp_tf.io.dng.write_dng) of the normalised canonical RGGB mosaic",
     "white_balance": "the file's camera gains (gray world where it has none), as the DNG's AsShotNeutral",
-    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.dng_color_matrix",
+    "color_matrix": "the frame's camera -> sRGB matrix (linear sRGB where it has none) as ColorMatrix1, see common.frame_dng_colour",
     "pipeline": "neutral values, then the profile, then geometry_pins; fresh RT_SETTINGS and RT_CACHE, no -d, no -s",
     "output": "8-bit sRGB PNG (-n -b8), placed on the mosaic by align.locate_render",
 }
@@ -63,25 +67,12 @@ _TIMEOUT_S = 600
 
 def rawtherapee_cli() -> str:
     """Path of rawtherapee-cli, or FileNotFoundError saying how to get it."""
-    exe = shutil.which("rawtherapee-cli")
-    if exe is None:
-        raise FileNotFoundError(RAWTHERAPEE_MISSING)
-    return exe
-
-
-@functools.lru_cache(maxsize=None)
-def _version_of(exe: str) -> str:
-    """Version in the banner `exe` prints when run without arguments (asked once per executable)."""
-    proc = subprocess.run([exe], capture_output=True, text=True, timeout=60)
-    m = re.search(r"RawTherapee, version ([^,\s]+)", proc.stdout + proc.stderr)
-    if m is None:
-        raise RuntimeError(f"{exe} printed no version: {(proc.stdout + proc.stderr).strip()[:200]!r}")
-    return m.group(1)
+    return find_tool("rawtherapee-cli")
 
 
 def rawtherapee_version() -> str:
     """Version of the installed rawtherapee-cli, e.g. '5.9'."""
-    return _version_of(rawtherapee_cli())
+    return tool_version(rawtherapee_cli(), (), r"RawTherapee, version ([^,\s]+)")
 
 
 def bundled_profiles() -> dict[str, Path]:

@@ -1,16 +1,16 @@
-"""Validation during training: the same scorer as `revisp-tf eval` (`evaluate.score_batch`)."""
+"""Validation during training: the same scorer as `revisp-tf eval` (`scoring.scorer.score_batch`)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from revisp_tf import evaluate as scorer
 from revisp_tf.isp.mask import overexposure_mask
 from revisp_tf.isp.process import visualize_raw
+from revisp_tf.scoring.scorer import packed_oe_mask, score_batch, summarize
 from revisp_tf.train.trainer import batch_inputs
 
 
-def evaluate(model, dataset, sensor, max_images: int = 4):
+def validate(model, dataset, sensor, max_images: int = 4):
     """Challenge PSNR/SSIM over a validation dataset, overall and on OE / other pixels; plus images.
 
     Means skip NaN: OE PSNR averages over the images that have overexposed pixels at all.
@@ -18,7 +18,7 @@ def evaluate(model, dataset, sensor, max_images: int = 4):
     rows, images = [], {}
     for batch in dataset:
         pred = tf.cast(model(batch_inputs(model, batch), training=False), tf.float32)
-        rows += scorer.score_batch(pred, batch["raw"], scorer.packed_oe_mask(batch["rgb"]), sensor)
+        rows += score_batch(pred, batch["raw"], packed_oe_mask(batch["rgb"]), sensor)
         if not images:
             n = max_images
             images = {
@@ -27,5 +27,5 @@ def evaluate(model, dataset, sensor, max_images: int = 4):
                 "raw_predicted": visualize_raw(pred[:n]),
                 "raw_ground_truth": visualize_raw(batch["raw"][:n]),
             }
-    summary = scorer.summarize(rows)
+    summary = summarize(rows)
     return {k: summary[k] for k in ("psnr", "ssim", "psnr_oe", "psnr_noe")}, images

@@ -12,7 +12,7 @@ is fitted on the packed R samples, green on both G samples, blue on B, each agai
 the same pixel, so a fit needs no demosaicing. Measured on real renders (FACTS.md): 48.7 dB on
 LibRaw, 48.8 dB on darktable, held out within a frame.
 
-The same parameters initialise the in-graph global stage (`revisp_tf.models.global_stage`).
+The same parameters initialise the in-graph global stage (`revisp_tf.global_stage.layers`).
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 A model with a global stage maps (rgb, context) to RAW in three steps:
 
 1. `GlobalCurves`: each RAW colour = bias + a sum of smooth curves of R, G and B (the camera's
-   inverse colour/tone, fitted in closed form by `revisp_tf.global_inverse`, or set to UPI's
+   inverse colour/tone, fitted in closed form by `revisp_tf.global_stage.fit`, or set to UPI's
    default camera), then `FrameGains`: per-image gains predicted from the frame's statistics.
 2. The U-Net(s) see the RGB, the mask, the context and that estimate, and predict a
    multiplicative and an additive correction (`Correction`); their last layer starts at zero,
    so an untrained model is the global stage exactly.
 3. Mask fusion (dual), clamp, mosaic.
 
-The context is per pixel but computed once per *frame* (`revisp_tf.frame_context`, NumPy only):
+The context is per pixel but computed once per *frame* (`revisp_tf.global_stage.context`, NumPy only):
 the pixel's position in the frame, a heavily blurred view of the whole frame and the frame's
 colour statistics. Everything after it is per pixel or a U-Net, so a frame cut into tiles, each
 with its slice of the frame's context, gives the same output as the whole frame.
@@ -18,18 +18,16 @@ with its slice of the frame's context, gives the same output as the whole frame.
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from revisp_tf.frame_context import CONTEXT_CHANNELS, CONTEXT_GRID
-from revisp_tf.global_inverse import DEFAULT_KNOTS, GlobalInverse
+from revisp_tf.global_stage.context import CONTEXT_CHANNELS, CONTEXT_GRID
+from revisp_tf.global_stage.fit import DEFAULT_KNOTS, GlobalInverse
 from revisp_tf.isp.color import inverse_smoothstep
 from revisp_tf.isp.unprocess import default_params, gamma_expansion
 
 _PACKAGE = "revisp_tf"
-GLOBAL_STAGES = ("none", "upi", "fitted")
 LOCAL_CHANNELS = 4  # what the U-Nets see: squared distance from the frame centre and the blurred view
 _STATS_SLICE = slice(5, CONTEXT_CHANNELS)
 
@@ -81,7 +79,7 @@ class GlobalCurves(keras.layers.Layer):
     """RGB (N, H, W, 3) in [0, 1] -> (N, H, W, 3) RAW estimate: bias_c + sum_j f_cj(rgb_j).
 
     f_cj is piecewise linear on `knots` evenly spaced knots (the values at the knots are the
-    weights), so `revisp_tf.global_inverse.fit_global_inverse` gives its weights in closed form.
+    weights), so `revisp_tf.global_stage.fit.fit_global_inverse` gives its weights in closed form.
 
     Args:
       knots: knots per curve.

@@ -10,7 +10,7 @@ zeros, skip_noe(inputs))` equals `reverse_isp(inputs)`. The signatures share the
 grows by about 1 %); their names sort after `reverse_isp`, which stays subgraph 0. int8 files
 have `reverse_isp` only (calibration data is per signature).
 
-How it converts (each step avoids a trap listed in FACTS.md):
+How it converts (each step avoids a known conversion trap):
 - The model is exported with `keras.export.ExportArchive` (named endpoint) and converted with
   `TFLiteConverter.from_saved_model`, builtin ops only: no Flex ops can sneak in.
 - Keras `UpSampling2D(nearest)` is `tf.repeat`, whose output loses its channel count under
@@ -42,40 +42,43 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
-import skimage.data
 import tensorflow as tf
-from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from revisp_tf.export.options import FLOAT_PARTS, QUANTIZE_MODES
-from revisp_tf.frame_context import CONTEXT_CHANNELS, frame_context
-from revisp_tf.io.images import atomic_write, read_rgb
-from revisp_tf.isp.color import gamma, inverse_smoothstep, smoothstep
-from revisp_tf.isp.unprocess import GAMMA, gamma_expansion
+from revisp_tf.choices import FLOAT_PARTS, QUANTIZE_MODES
+from revisp_tf.export.calibration import (
+    as_calibration_images,
+    calibration_images,
+    check_size,
+    default_calibration_stops,
+    exposure_bracket,
+)
+from revisp_tf.export.litert import (
+    BUILTIN_OP_NAMES,
+    CONTEXT,
+    INPUT,
+    MASK,
+    NOE,
+    OE,
+    OUTPUT,
+    SIGNATURE,
+    SKIP,
+    run,
+    run_skipping,
+    tflite_ops,
+)
+from revisp_tf.global_stage.context import CONTEXT_CHANNELS, frame_context
+from revisp_tf.io.atomic import atomic_write
 from revisp_tf.models.inference_form import fusion_parts
 from revisp_tf.models.reverse_isp import has_global_stage, model_inputs
 
-SIGNATURE, INPUT, OUTPUT = "reverse_isp", "rgb", "bayer"
-# The skip-a-net signatures of a mask-fusion model. Named to sort after "reverse_isp", which LiteRT then
-# keeps as subgraph 0 (the one index-based calls such as get_input_details() address).
-MASK, OE, NOE = "mask", "oe", "noe"  # tensor names
-SKIP = {MASK: "skip_mask", OE: "skip_oe", NOE: "skip_noe", "fuse": "skip_fuse"}  # signature names
-CONTEXT_INPUT = "context"  # the second input of a global-stage model (global_stage.frame_context)
-# Photos scikit-image ships (no download), the default calibration and check images.
-_CALIBRATION_SOURCES = ("astronaut", "coffee", "chelsea", "rocket")
-_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 # Ops an int8 export keeps in float32: the mask's luma (MUL, SUM) and threshold (GREATER_EQUAL),
 # and the fusion's products. An 8-bit luma flips the mask of pixels within ~1/255 of Y = 0.978,
 # which hands them to the other net: max error 0.59 instead of 0.012 on a random dual model.
 _FLOAT_OPS = ("MUL", "SUM", "GREATER_EQUAL")
 _MOVES = {"PACK", "RESHAPE", "STRIDED_SLICE", "CONCATENATION"}  # ops that only move values (_float_nodes)
-# A dual net's int8 calibration also sees each image re-exposed by these stops (`exposure_bracket`).
-# Calibrated on the dark P9 frame only, tested on the bright one, int8 was 1.58 dB below Keras (and
-# 2.31 dB above it with the other seed): ranges the test frame overran; with the bracket 0.18 / 0.16.
-CALIBRATION_STOPS = (-2.0, -1.0, 1.0, 2.0)
 
 
 @keras.saving.register_keras_serializable(package="revisp_tf")
@@ -139,18 +142,6 @@ class ExportReport:
         return out
 
 
-def _check_size(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size: expected (height, width) or None for dynamic, got {size!r}") from None
-    if h <= 0 or w <= 0 or h % 2 or w % 2:
-        raise ValueError(f"size: expected positive even height and width (whole 2x2 CFA tiles), got {h}x{w}")
-    return h, w
-
-
 def convertible(model: keras.Model) -> keras.Model:
     """A clone of `model` sharing its weights, with `UpSampling2D(nearest)` replaced by `NearestUpsample`."""
 
@@ -164,69 +155,12 @@ def convertible(model: keras.Model) -> keras.Model:
     return keras.models.clone_model(model, clone_function=swap, recursive=True)
 
 
-def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre crop to `size`, after an upscale if the image is smaller."""
-    h, w = size
-    scale = max(h / img.shape[0], w / img.shape[1], 1.0)
-    if scale > 1.0:
-        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    y0, x0 = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
-    return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w], np.float32)
-
-
-def calibration_images(size=(504, 504), count: int = 8, paths: Iterable | None = None) -> list[np.ndarray]:
-    """(H, W, 3) float32 RGB images: the given image files, or crops of scikit-image's sample photos.
-
-    The generated ones are brightened by gains up to 2x so blown-out highlights (mask on) are
-    represented, as in phone shots.
-    """
-    size = _check_size(size) or (504, 504)
-    if paths is not None:
-        return [_fit(read_rgb(p), size) for p in list(paths)[:count]]
-    images = []
-    for i in range(count):
-        photo = getattr(skimage.data, _CALIBRATION_SOURCES[i % len(_CALIBRATION_SOURCES)])()[..., :3]
-        rgb = photo.astype(np.float32) / 255.0
-        gain = 1.0 + i / max(count - 1, 1)
-        images.append(np.clip(_fit(rgb, size) * gain, 0.0, 1.0))
-    return images
-
-
-def exposure_bracket(images: Iterable[np.ndarray], stops=CALIBRATION_STOPS) -> list[np.ndarray]:
-    """The images, then each re-exposed by each stop: Brooks et al.'s inverse tone map and gamma, x 2**stop, clip, forward.
-
-    The same photo as the camera would have rendered it brighter or darker (highlights clip, as in
-    `isp.process`), so int8 ranges calibrated on a few frames cover the camera's other exposures.
-    """
-    images = [np.asarray(img, np.float32) for img in images]
-    linear = [gamma_expansion(inverse_smoothstep(img)) for img in images]
-    return images + [np.asarray(smoothstep(gamma(tf.clip_by_value(lin * 2.0**stop, 0.0, 1.0), 1.0 / GAMMA)))
-                     for stop in stops for lin in linear]
-
-
-def _as_images(data, size) -> list[np.ndarray]:
-    """Validated float32 (H, W, 3) images from arrays or paths, fitted to a static `size`."""
-    images = []
-    for item in data:
-        img = read_rgb(item) if isinstance(item, (str, Path)) else np.asarray(item, np.float32)
-        if img.ndim == 4 and img.shape[0] == 1:
-            img = img[0]
-        if img.ndim != 3 or img.shape[-1] != 3 or img.shape[0] % 2 or img.shape[1] % 2:
-            raise ValueError(f"representative/check image: expected (H, W, 3) with H and W even, got {img.shape}")
-        if not (img.min() >= 0.0 and img.max() <= 1.0):
-            raise ValueError(f"representative/check image: expected values in [0, 1], got {img.min():.4g}..{img.max():.4g}")
-        images.append(_fit(img, size) if size else np.ascontiguousarray(img, np.float32))
-    if not images:
-        raise ValueError("representative/check data: expected at least one image")
-    return images
-
-
 def _saved_model(model: keras.Model, directory: str, size, skip_signatures: bool) -> tuple[str, ...]:
     """Writes the SavedModel the converter reads; returns its signature names (see the module docstring)."""
     hw = tuple(size) if size else (None, None)
     spec = lambda name, channels: tf.TensorSpec((1, *hw, channels), tf.float32, name=name)  # noqa: E731
     # A global-stage model also takes its frame context (computed once per frame, on the host).
-    inputs = [spec(INPUT, 3)] + ([spec(CONTEXT_INPUT, CONTEXT_CHANNELS)] if has_global_stage(model) else [])
+    inputs = [spec(INPUT, 3)] + ([spec(CONTEXT, CONTEXT_CHANNELS)] if has_global_stage(model) else [])
     call = lambda net, xs: net(xs[0] if len(xs) == 1 else list(xs), training=False)  # noqa: E731
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -281,7 +215,7 @@ def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.
     # sorts by name ("context" before "rgb"), not in the signature's order.
     if with_context:
         contexts = contexts if contexts is not None else [None] * len(representative)
-        dataset = lambda: ({INPUT: img[None], CONTEXT_INPUT: (frame_context(img) if c is None else c)[None]}  # noqa: E731
+        dataset = lambda: ({INPUT: img[None], CONTEXT: (frame_context(img) if c is None else c)[None]}  # noqa: E731
                            for img, c in zip(representative, contexts))
     else:
         dataset = lambda: ({INPUT: img[None]} for img in representative)  # noqa: E731
@@ -297,43 +231,6 @@ def _convert(saved_dir: str, signatures, quantize: str, representative: list[np.
     return debugger.get_nondebug_quantized_model()
 
 
-def tflite_ops(model_bytes: bytes) -> tuple[str, ...]:
-    """Sorted operator names of a .tflite flatbuffer (custom ops by their custom code, e.g. FlexConv2D)."""
-    m = schema.Model.GetRootAs(model_bytes, 0)
-    ops = set()
-    for i in range(m.OperatorCodesLength()):
-        code = m.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        ops.add(code.CustomCode().decode() if builtin == schema.BuiltinOperator.CUSTOM else _BUILTIN_NAMES[builtin])
-    return tuple(sorted(ops))
-
-
-def run_tflite(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
-    """One (H, W, 3) image [and its (H, W, C) frame context] through the `reverse_isp` signature."""
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    inputs = {INPUT: np.asarray(rgb, np.float32)[None]}
-    if CONTEXT_INPUT in runner.get_input_details():
-        inputs[CONTEXT_INPUT] = np.asarray(frame_context(rgb) if context is None else context, np.float32)[None]
-    return runner(**inputs)[OUTPUT][0]
-
-
-def run_tflite_skipping(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None):
-    """One image through `mask`, then `oe` / `noe` only where the mask gives it weight, then `fuse`.
-
-    Returns (bayer, the nets that ran). The same steps as `mobile/run_litert.py` (which needs no TensorFlow).
-    """
-    inputs = {INPUT: np.asarray(rgb, np.float32)[None]}
-    if CONTEXT_INPUT in interpreter.get_signature_runner(SKIP[MASK]).get_input_details():
-        inputs[CONTEXT_INPUT] = np.asarray(frame_context(rgb) if context is None else context, np.float32)[None]
-    mask = interpreter.get_signature_runner(SKIP[MASK])(**inputs)[MASK]
-    needed = {OE: bool(np.any(mask != 0)), NOE: bool(np.any(mask != 1))}
-    branches = {name: interpreter.get_signature_runner(SKIP[name])(**inputs)[name] for name in (OE, NOE) if needed[name]}
-    ran, present = tuple(branches), next(iter(branches.values()))
-    for name in (OE, NOE):
-        branches.setdefault(name, np.zeros_like(present))
-    return interpreter.get_signature_runner(SKIP["fuse"])(**inputs, **branches)[OUTPUT][0], ran
-
-
 def default_float_parts(model: keras.Model) -> tuple[str, ...]:
     """What an int8 export keeps in float32 unless told: the head, and a global stage where there is one.
 
@@ -342,17 +239,6 @@ def default_float_parts(model: keras.Model) -> tuple[str, ...]:
     matters (per-pixel arithmetic beside the U-Net's convolutions).
     """
     return ("global", "head") if has_global_stage(model) else ("head",)
-
-
-def default_calibration_stops(model: keras.Model) -> tuple[float, ...]:
-    """The int8 calibration's exposure bracket unless told: CALIBRATION_STOPS for a plain dual net, else none.
-
-    Measured on the P9 pairs (mobile/README.md, "int8 in dB"): the bracket brought the plain dual
-    net's four int8 runs within 0.18 dB of Keras (from up to 2.31 dB), but cost the plain single net
-    up to 1.2 dB (its ranges widen for exposures it never meets). A global-stage model stayed within
-    0.41 dB without it, and its re-exposed copies would need their own frames' contexts.
-    """
-    return CALIBRATION_STOPS if fusion_parts(model) is not None and not has_global_stage(model) else ()
 
 
 def export_tflite(
@@ -398,19 +284,19 @@ def export_tflite(
         raise ValueError(f"float_parts={float_parts}: expected int8 and some of {', '.join(FLOAT_PARTS)}")
     if calibration_stops and quantize != "int8":
         raise ValueError(f"calibration_stops={calibration_stops}: only int8 calibrates")
-    size = _check_size(size)
+    size = check_size(size)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {out_path}: directory {out_path.parent} does not exist")
     fit = size or (504, 504)
-    representative = _as_images(representative_data, size) if representative_data is not None else calibration_images(fit)
+    representative = as_calibration_images(representative_data, size) if representative_data is not None else calibration_images(fit)
     contexts = None
     if representative_contexts is not None:
         contexts = [np.asarray(c, np.float32) for c in representative_contexts]
         if len(contexts) != len(representative) or any(c.shape != (*r.shape[:2], CONTEXT_CHANNELS)
                                                        for c, r in zip(contexts, representative)):
             raise ValueError(f"representative_contexts: expected one (H, W, {CONTEXT_CHANNELS}) context per calibration image")
-    checks = _as_images(check_data, size) if check_data is not None else representative[:2]
+    checks = as_calibration_images(check_data, size) if check_data is not None else representative[:2]
     stops = () if quantize != "int8" else tuple(default_calibration_stops(model) if calibration_stops is None else calibration_stops)
     if stops and contexts is not None:
         raise ValueError("calibration_stops with representative_contexts: a re-exposed image needs its own frame's "
@@ -424,7 +310,7 @@ def export_tflite(
                               has_global_stage(model), contexts, float_parts)
     seconds = time.perf_counter() - start
     ops = tflite_ops(flatbuffer)
-    custom = [op for op in ops if op not in _BUILTIN_NAMES.values()]
+    custom = [op for op in ops if op not in BUILTIN_OP_NAMES.values()]
     if custom:
         raise ValueError(f"{out_path}: conversion produced non-builtin ops {custom}; the model must convert with builtins only")
     with atomic_write(out_path) as tmp_path:
@@ -435,7 +321,7 @@ def export_tflite(
     if len(signatures) > 1:
         interpreter = Interpreter(model_path=str(out_path), num_threads=num_threads)
         skip_error = max(
-            float(np.abs(run_tflite_skipping(interpreter, x)[0] - model.predict_on_batch(model_inputs(model, x[None]))[0]).max())
+            float(np.abs(run_skipping(interpreter, x)[0] - model.predict_on_batch(model_inputs(model, x[None]))[0]).max())
             for x in checks
         )
     return ExportReport(
@@ -474,7 +360,7 @@ def _compare(model, path: Path, images, extra_sizes, num_threads: int):
     results = []
     for (h, w), batch in groups.items():
         err = np.concatenate(
-            [np.abs(run_tflite(interpreter, x) - model.predict_on_batch(model_inputs(model, x[None]))[0]).ravel() for x in batch]
+            [np.abs(run(interpreter, x) - model.predict_on_batch(model_inputs(model, x[None]))[0]).ravel() for x in batch]
         )
         results.append(((int(h), int(w)), float(err.max()), float(err.mean()), err))
     return results

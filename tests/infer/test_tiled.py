@@ -9,16 +9,10 @@ checked here by perturbing one input pixel.
 import numpy as np
 import pytest
 
-from revisp_tf.inference import (
-    TiledInference,
-    group_patch_files,
-    infer_tiled,
-    receptive_radius,
-    stitch_patches,
-    unstitch,
-)
+from revisp_tf.infer.aim22 import group_patch_files, stitch_patches, unstitch
+from revisp_tf.infer.tiled import TiledInference, infer_tiled, receptive_radius
+from revisp_tf.infer.tiling import axis_weights, tile_starts
 from revisp_tf.models.inference_form import inference_form
-from revisp_tf.tiling import axis_weights, tile_starts
 from tests.conftest import REALDATA, read_jpeg_rgb
 from tests.context_model import CONTEXT_CHANNELS, context_dual_model
 from tests.lively import generated_frame, lively_model

@@ -7,7 +7,7 @@ people (bilinear demosaic, gray-world white balance, gamma). Every file is writt
 temporary name and renamed, so a failure never leaves a partial output.
 
 Memory: an image is decoded once, as its 8- or 16-bit samples, and goes through the model tile
-by tile (`revisp_tf.inference.TiledInference`). Every format is written row band by row band as
+by tile (`revisp_tf.infer.tiled.TiledInference`). Every format is written row band by row band as
 the tiles finish, so memory beyond the input does not grow with the image: `npy` and `dng`
 straight into the file (`dng`'s fitted colour tags at the end, `io.dng.write_dng_bands`); `png`,
 whose gray-world white balance needs the whole frame, through a scratch file of the bands
@@ -23,16 +23,20 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from revisp_tf.inference import TiledInference, group_patch_files, stitch_patches
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import OUTPUT_FORMATS
+from revisp_tf.data.layout import RGB_SUFFIXES
+from revisp_tf.infer.aim22 import group_patch_files, stitch_patches
+from revisp_tf.infer.tiled import TiledInference
+from revisp_tf.io.atomic import atomic_write, scratch_file
+from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 from revisp_tf.io.dng import write_dng_bands
-from revisp_tf.io.images import ImageReadError, atomic_write, read_rgb_samples, scratch_file, write_png_rows
+from revisp_tf.io.images import ImageReadError, read_rgb_samples, write_png_rows
 from revisp_tf.isp.process import gray_world_gains, visualize_raw
 from revisp_tf.isp.sensor import SensorSpec
 
-FORMATS = ("npy", "dng", "png")
 _ROWS_PER_WRITE = 16
 _PNG_BLOCK_ROWS = 64  # packed rows visualised at a time
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -40,7 +44,7 @@ def expand_inputs(inputs) -> list[Path]:
     paths = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in RGB_SUFFIXES)
             if not found:
                 raise ValueError(f"{item}: no JPEG or PNG images in this folder")
             paths += found
@@ -122,7 +126,7 @@ def frame_context_of(model, rgb: np.ndarray):
     """
     if "context" not in [t.name for t in model.inputs]:
         return None
-    from revisp_tf.frame_context import context_window, frame_summary
+    from revisp_tf.global_stage.context import context_window, frame_summary
 
     summary = frame_summary(rgb)  # uint8 or float: read in row blocks, never converted whole
     return lambda y0, x0, h, w: context_window(summary, y0, x0, h, w)
@@ -135,8 +139,8 @@ def reconstruct_files(
     fmt: str = "npy",
     sensor: SensorSpec | None = None,
     *,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
     batch_size: int = 1,
     stitch: bool = False,
     jit_compile: bool = False,
@@ -146,8 +150,7 @@ def reconstruct_files(
 
     With `progress`, frames done / total and, within a frame, tiles done / total are shown.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    check_choice("output format", fmt, OUTPUT_FORMATS)
     paths = expand_inputs(inputs)
     jobs = (
         [(scene, files) for scene, files in group_patch_files(paths).items()]

@@ -4,12 +4,18 @@ and .keras save/load keeps outputs."""
 import numpy as np
 import pytest
 
-from revisp_tf.evaluate import baseline_bayer
-from revisp_tf.global_inverse import GlobalInverse
+from revisp_tf.global_stage.context import frame_context
+from revisp_tf.global_stage.fit import GlobalInverse
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.unprocess import HIGHLIGHT_INFLECTION
-from revisp_tf.models import build_reverse_isp, model_inputs, predict_bayer, trainable_parameter_count, training_model
-from revisp_tf.frame_context import frame_context
+from revisp_tf.models import (
+    build_reverse_isp,
+    model_inputs,
+    predict_bayer,
+    trainable_parameter_count,
+    training_model,
+)
+from revisp_tf.scoring.baselines import baseline_bayer
 
 
 def _random_inverse(seed, knots=24):
@@ -70,7 +76,7 @@ def test_save_and_load_keep_outputs(tmp_path, synthetic_rgb):
 
 
 def test_correction_is_bounded_and_zero_is_identity():
-    from revisp_tf.models.global_stage import MAX_LOG_GAIN, MAX_OFFSET, Correction
+    from revisp_tf.global_stage.layers import MAX_LOG_GAIN, MAX_OFFSET, Correction
 
     est = np.full((1, 2, 2, 3), 0.4, np.float32)
     net = np.zeros((1, 2, 2, 6), np.float32)
@@ -80,7 +86,7 @@ def test_correction_is_bounded_and_zero_is_identity():
 
 
 def test_nets_see_the_radius_and_blurred_view_not_the_frame_statistics():
-    from revisp_tf.models.global_stage import LocalContext
+    from revisp_tf.global_stage.layers import LocalContext
 
     ctx = frame_context(np.random.default_rng(4).random((32, 48, 3)).astype(np.float32))[None]
     local = LocalContext()(ctx).numpy()
@@ -92,7 +98,7 @@ def test_nets_see_the_radius_and_blurred_view_not_the_frame_statistics():
 @pytest.mark.slow
 def test_litert_equals_keras_for_a_global_stage_model(tmp_path, s7_patches):
     """The two-input (rgb, context) export, static and dynamic, on a real overexposed patch; corrections non-zero."""
-    from revisp_tf.export.tflite import export_tflite
+    from revisp_tf.export.convert import export_tflite
 
     model = build_reverse_isp("dual", 4, 2, global_stage="fitted")
     model.get_layer("global_curves").set_inverse(_random_inverse(5))

@@ -4,10 +4,10 @@ import rawpy
 from click.testing import CliRunner
 
 from revisp_tf.cli import main
-from revisp_tf.io import write_rgb
+from revisp_tf.infer.files import reconstruct_files
+from revisp_tf.io.images import write_rgb
 from revisp_tf.isp.sensor import SAMSUNG_S7
 from revisp_tf.models import build_reverse_isp
-from revisp_tf.reconstruct import reconstruct_files
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_bad_inputs_leave_no_output(model, tmp_path):
 
 def test_infer_streams_the_npy_band_by_band_and_jit_gives_the_same(tmp_path):
     """`infer --jit` on a frame of many tile rows: the .npy equals the stored form of the tiled result of the trained model."""
-    from revisp_tf.inference import infer_tiled
+    from revisp_tf.infer.tiled import infer_tiled
     from tests.lively import generated_frame, lively_model
 
     model = lively_model("dual", depth=2)
@@ -98,7 +98,7 @@ def test_infer_streams_the_npy_band_by_band_and_jit_gives_the_same(tmp_path):
 
 
 def test_streamed_npy_is_not_left_half_written(tmp_path):
-    from revisp_tf.reconstruct import write_npy_bands
+    from revisp_tf.infer.files import write_npy_bands
 
     def bands():
         yield 0, np.full((3, 5, 4), 0.5, np.float32)
@@ -115,8 +115,8 @@ def test_streamed_npy_is_not_left_half_written(tmp_path):
 
 def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
     """A model with a 'context' input: each tile's context window equals the slice of the whole frame's context."""
-    from revisp_tf.inference import infer_tiled
-    from revisp_tf.frame_context import frame_context
+    from revisp_tf.global_stage.context import frame_context
+    from revisp_tf.infer.tiled import infer_tiled
     from tests.lively import enliven, generated_frame
 
     model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))
@@ -129,8 +129,9 @@ def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
 
 
 def test_png_and_dng_are_written_band_by_band_and_equal_the_whole_frame_writers(tmp_path, monkeypatch):
-    from revisp_tf import reconstruct
-    from revisp_tf.io import read_rgb, write_dng
+    from revisp_tf.infer import files as reconstruct
+    from revisp_tf.io.dng import write_dng
+    from revisp_tf.io.images import read_rgb
     from revisp_tf.isp.process import visualize_raw
 
     monkeypatch.setattr(reconstruct, "_PNG_BLOCK_ROWS", 5)  # many blocks: their demosaic borders must not show

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from revisp_tf import metrics
+from revisp_tf.scoring import metrics
 from tests.scorer_reference import skimage_ssim as skimage_reference
 from tests.scorer_reference import ssim as scorer_ssim
 

@@ -1,4 +1,4 @@
-"""Full-resolution inference by overlapping tiles, and the AIM 2022 patch grid.
+"""Full-resolution inference by overlapping tiles.
 
 Tiling (`TiledInference`, `infer_tiled`):
 - Tiles are at most `tile` px a side (the smallest aligned side that needs no more tiles than
@@ -42,22 +42,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from revisp_tf.io.images import read_raw_npy, read_rgb
+from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, axis_weights, blended, check_tiling, tile_starts
 from revisp_tf.models.inference_form import FusionParts, fusion_parts
 from revisp_tf.models.layers import PadToMultiple
-from revisp_tf.tiling import axis_weights, blended, check_tiling, tile_starts
-
-AIM22_ROWS, AIM22_COLS = 6, 8
-_PATCH_NAME = re.compile(r"^(?P<scene>.+)_(?P<k>\d+)$")
 
 
 def receptive_radius(depth: int) -> int:
@@ -188,7 +182,7 @@ class TiledInference:
         if self.parts is not None:
             self._mask(*zeros)
 
-    def plan(self, rgb, tile: int = 512, overlap: int = 64, *, margin: int | None = None, context=None,
+    def plan(self, rgb, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, *, margin: int | None = None, context=None,
              batch_size: int = 1) -> TilePlan:
         """The tiles of a frame and what each runs (the overexposure mask of every tile, computed first)."""
         x = _check_frame(rgb)
@@ -238,7 +232,7 @@ class TiledInference:
             batches[name] = tiles
         return [batches[name] for name in self.input_names]
 
-    def bands(self, rgb, tile: int = 512, overlap: int = 64, batch_size: int = 1, *, margin: int | None = None,
+    def bands(self, rgb, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch_size: int = 1, *, margin: int | None = None,
               context=None, progress: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Yields (first packed row, finished rows (n, W/2, 4) float32) top to bottom, as the tiles complete.
 
@@ -277,7 +271,7 @@ class TiledInference:
                 acc[:held] = acc[done - acc_y0 : end - acc_y0].copy()  # rows the next group adds to
                 acc_y0 = done
 
-    def __call__(self, rgb, tile: int = 512, overlap: int = 64, batch_size: int = 1, *, margin: int | None = None,
+    def __call__(self, rgb, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch_size: int = 1, *, margin: int | None = None,
                  context=None, out=None, progress: bool = False):
         """The (H/2, W/2, 4) float32 packed bayer of a frame, or `out` filled with it (rows assigned once, in order)."""
         if out is None:
@@ -303,8 +297,8 @@ def _one_branch(parts: FusionParts, branch: str, *inputs):
 def infer_tiled(
     model: keras.Model,
     rgb,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
     batch_size: int = 1,
     *,
     margin: int | None = None,
@@ -338,60 +332,3 @@ def infer_tiled(
     """
     runner = TiledInference(model, skip_oe=skip_oe, jit_compile=jit_compile)
     return runner(rgb, tile, overlap, batch_size, margin=margin, context=context, out=out, progress=progress)
-
-
-def _patch_key(path: Path) -> tuple[str, int]:
-    m = _PATCH_NAME.match(path.stem)
-    if not m:
-        raise ValueError(f"{path}: expected a patch file named {{scene}}_{{k}} (AIM 2022 layout, k = 8*row + col)")
-    return m["scene"], int(m["k"])
-
-
-def group_patch_files(paths: Iterable, rows: int = AIM22_ROWS, cols: int = AIM22_COLS) -> dict[str, list[Path]]:
-    """Groups `{scene}_{k}` files by scene, each list ordered by k; every scene must have all rows*cols patches."""
-    scenes: dict[str, dict[int, Path]] = {}
-    for p in map(Path, paths):
-        scene, k = _patch_key(p)
-        if k in scenes.setdefault(scene, {}):
-            raise ValueError(f"{p}: patch {k} of scene {scene} given twice ({scenes[scene][k]})")
-        scenes[scene][k] = p
-    grouped = {}
-    for scene, found in scenes.items():
-        missing = sorted(set(range(rows * cols)) - set(found))
-        extra = sorted(set(found) - set(range(rows * cols)))
-        if missing or extra:
-            raise ValueError(
-                f"scene {scene}: expected patches {scene}_0 .. {scene}_{rows * cols - 1} ({rows}x{cols} grid), "
-                f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''}, unexpected {extra[:8]}"
-            )
-        grouped[scene] = [found[k] for k in range(rows * cols)]
-    return grouped
-
-
-def _load_patch(p) -> np.ndarray:
-    if isinstance(p, (str, Path)):
-        return read_raw_npy(p) if Path(p).suffix == ".npy" else read_rgb(p)
-    return np.asarray(p)
-
-
-def stitch_patches(patches: Sequence, rows: int = AIM22_ROWS, cols: int = AIM22_COLS) -> np.ndarray:
-    """Rebuilds a frame from its rows*cols patches (arrays or image / .npy paths) given in order k = cols*row + col."""
-    if len(patches) != rows * cols:
-        raise ValueError(f"stitch_patches: expected {rows * cols} patches ({rows}x{cols} grid), got {len(patches)}")
-    arrays = [_load_patch(p) for p in patches]
-    first = arrays[0]
-    for k, a in enumerate(arrays):
-        if a.shape != first.shape or a.dtype != first.dtype:
-            name = patches[k] if isinstance(patches[k], (str, Path)) else f"patch {k}"
-            raise ValueError(f"{name}: shape {a.shape} {a.dtype}; expected {first.shape} {first.dtype} like patch 0")
-    return np.concatenate([np.concatenate(arrays[r * cols : (r + 1) * cols], axis=1) for r in range(rows)], axis=0)
-
-
-def unstitch(frame, rows: int = AIM22_ROWS, cols: int = AIM22_COLS) -> list[np.ndarray]:
-    """Splits a frame into its rows*cols equal patches, in order k = cols*row + col."""
-    frame = np.asarray(frame)
-    h, w = frame.shape[:2]
-    if h % rows or w % cols:
-        raise ValueError(f"unstitch: frame {h}x{w} does not split into a {rows}x{cols} grid of equal patches")
-    ph, pw = h // rows, w // cols
-    return [frame[r * ph : (r + 1) * ph, c * pw : (c + 1) * pw] for r in range(rows) for c in range(cols)]

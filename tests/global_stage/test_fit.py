@@ -1,11 +1,11 @@
-"""revisp_tf.global_inverse: the closed-form fit against known curves (np.interp) and on a real render."""
+"""revisp_tf.global_stage.fit: the closed-form fit against known curves (np.interp) and on a real render."""
 
 import numpy as np
 import pytest
 
-from revisp_tf import metrics
-from revisp_tf.global_inverse import fit_global_inverse, hat_basis, samples_by_colour
+from revisp_tf.global_stage.fit import fit_global_inverse, hat_basis, samples_by_colour
 from revisp_tf.isp.bayer import TILE_POSITIONS
+from revisp_tf.scoring import metrics
 
 KNOTS = 12
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from revisp_tf.frame_context import (
+from revisp_tf.global_stage.context import (
     CONTEXT_CHANNELS,
     CONTEXT_GRID,
     GRID_BLUR_CELLS,
@@ -76,7 +76,7 @@ def test_a_frame_must_be_h_w_3(bad):
 
 
 def _tf_window(s, y0, x0, h, w):
-    from revisp_tf.models.global_stage import context_window_tf
+    from revisp_tf.global_stage.layers import context_window_tf
 
     return context_window_tf(s.grid, s.stats, s.shape, (y0, x0), (h, w)).numpy()
 
@@ -90,7 +90,7 @@ def test_tf_form_equals_numpy_on_random_windows():
 
 
 def test_tf_form_equals_numpy_on_a_real_frame(realdata):
-    from revisp_tf import inference
+    from revisp_tf.infer import aim22 as inference
 
     paths = [realdata / "aim22_s7_rgb" / f"78_{k}.jpg" for k in range(48)]
     frame = inference.stitch_patches([cv2.imread(str(p))[..., ::-1] for p in paths])  # 3024 x 4032, uint8

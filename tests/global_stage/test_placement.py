@@ -1,14 +1,14 @@
-"""data.frames: each patch's place in its frame survives a split of a make-pairs folder; AIM names tile 6 x 8."""
+"""global_stage.placement: each patch's place in its frame survives a split of a make-pairs folder; AIM names tile 6 x 8."""
 
 import json
 import shutil
 
 import numpy as np
 
-from revisp_tf.data.frames import frame_contexts, placements
 from revisp_tf.data.scan import Example
+from revisp_tf.global_stage.context import frame_summary
+from revisp_tf.global_stage.placement import frame_contexts, placements
 from revisp_tf.io.images import write_rgb
-from revisp_tf.frame_context import frame_summary
 
 
 def _write_frame(folder, frame, patch):

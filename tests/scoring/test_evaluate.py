@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from revisp_tf import evaluate
 from revisp_tf.cli import main
 from revisp_tf.data.scan import scan_pairs
-from revisp_tf.io import read_rgb
+from revisp_tf.io.images import read_rgb
 from revisp_tf.isp.sensor import PROJECT_10BIT
+from revisp_tf.scoring import evaluate, scorer
 from tests import scorer_reference
 
 
-def scorer(ref_path, res):
-    """The AIM 2022 scorer's numbers for one image (FACTS.md), from the files themselves."""
+def challenge_scorer(ref_path, res):
+    """The AIM 2022 scorer's numbers for one image, from the files themselves."""
     ref = scorer_reference.load(ref_path)
     return scorer_reference.psnr(ref, res), scorer_reference.ssim(ref, res)
 
@@ -26,7 +26,7 @@ def _check_against_scorer(data_dir):
         rgb = read_rgb(ex.rgb)
         naive = np.stack([rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1], rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]], -1)
         submitted = np.round(naive.astype(float) * 1024).astype(np.uint16)  # the .npy a submission holds
-        psnr, ssim = scorer(ex.raw, submitted / 1024.0)
+        psnr, ssim = challenge_scorer(ex.raw, submitted / 1024.0)
         assert row["psnr"] == pytest.approx(psnr, abs=1e-9)
         assert row["ssim"] == pytest.approx(ssim, abs=1e-9)
     return report
@@ -60,27 +60,27 @@ def test_oe_split_weights_samples_by_their_own_pixel():
     pred[0, 0, 0] = 0.5  # the only error, on an overexposed sample
     oe = np.zeros((12, 12, 4))
     oe[0, 0, 0] = 1
-    scores = evaluate.score(pred, gt, oe, PROJECT_10BIT)
+    scores = scorer.score(pred, gt, oe, PROJECT_10BIT)
     assert scores["psnr_oe"] == pytest.approx(10 * np.log10(1 / 0.25))
     assert scores["psnr_noe"] == 999.0
 
 
 def test_empty_masks_are_nan_and_means_skip_them():
     gt = np.full((12, 12, 4), 0.5)
-    all_oe = evaluate.score(gt + 0.01, gt, np.ones(gt.shape), PROJECT_10BIT)
-    none_oe = evaluate.score(gt + 0.02, gt, np.zeros(gt.shape), PROJECT_10BIT)
+    all_oe = scorer.score(gt + 0.01, gt, np.ones(gt.shape), PROJECT_10BIT)
+    none_oe = scorer.score(gt + 0.02, gt, np.zeros(gt.shape), PROJECT_10BIT)
     assert np.isnan(all_oe["psnr_noe"]) and np.isnan(none_oe["psnr_oe"])
-    means = evaluate.summarize([all_oe, none_oe])
+    means = scorer.summarize([all_oe, none_oe])
     assert means["psnr_oe"] == all_oe["psnr_oe"] and means["psnr_noe"] == none_oe["psnr_noe"]
     assert means["psnr"] == pytest.approx((all_oe["psnr"] + none_oe["psnr"]) / 2)
-    rows = evaluate.score_batch(np.stack([gt + 0.01, gt + 0.02]), np.stack([gt, gt]), np.stack([np.ones(gt.shape), np.zeros(gt.shape)]), PROJECT_10BIT)
+    rows = scorer.score_batch(np.stack([gt + 0.01, gt + 0.02]), np.stack([gt, gt]), np.stack([np.ones(gt.shape), np.zeros(gt.shape)]), PROJECT_10BIT)
     np.testing.assert_equal(rows, [all_oe, none_oe])  # NaN equals NaN here
 
 
 def test_p20_is_scored_as_the_scorer_scores_it(tmp_path):
     """Track 2: stored values up to 1023 are accepted; model units are / 1020, scoring units / 1024."""
+    from revisp_tf.io.images import write_rgb
     from revisp_tf.isp.sensor import HUAWEI_P20
-    from revisp_tf.io import write_rgb
 
     rng = np.random.default_rng(5)
     rgb = rng.random((32, 32, 3)).astype(np.float32)

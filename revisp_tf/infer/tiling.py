@@ -1,6 +1,6 @@
 """Overlapping tiles of a frame and their blend weights, in NumPy only.
 
-Shared by `revisp_tf.inference` (Keras) and `mobile/run_litert.py` (LiteRT beside NumPy, on x86
+Shared by `revisp_tf.infer.tiled` (Keras) and `mobile/run_litert.py` (LiteRT beside NumPy, on x86
 and ARM64), so that both tile a frame the same way. Tiles start on multiples of the model's
 alignment (2**depth, its max-pooling grid), overlap by at least `overlap` px and are blended with
 raised-cosine ramps whose weights sum to 1; `margin` px at each inner edge get no weight.
@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+# Defaults for the depth-4 U-Net: tiles of at most 512 px overlapping by 64 px, starting on multiples of
+# 2**4 = 16 (its max-pooling grid); beyond the frame a tile is filled with the U-Net's own pad value.
+DEFAULT_TILE, DEFAULT_OVERLAP, DEFAULT_ALIGN = 512, 64, 16
+PAD_VALUE = 1.0
 
 
 def check_tiling(tile: int, overlap: int, margin: int, align: int) -> None:

@@ -1,5 +1,26 @@
-"""The export's choices, importable without TensorFlow (the CLI offers them before TensorFlow starts)."""
+"""The allowed values of every choice the CLI and the configs offer, in one place.
 
+Importable without TensorFlow: the CLI lists them before TensorFlow starts.
+"""
+
+# Models (`revisp_tf.models.reverse_isp`): the U-Net variants ("global": the global stage alone, no U-Net,
+# a fast camera-fitted model of its own) and where a global stage starts from.
+VARIANTS = ("baseline", "single", "dual", "global")
+GLOBAL_STAGES = ("none", "upi", "fitted")
+# Data: folder layouts of (RGB, RAW) pairs, the RGB format pairs are written in, training augmentations.
+LAYOUTS = ("aim22", "folder")
+RGB_FORMATS = ("jpg", "png")
+AUGMENTS = ("none", "transpose", "dihedral")
+# Training.
+OPTIMIZERS = ("adam", "adamw")
+PHASE_LOSSES = ("paper", "l2", "mse_bayer")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# `revisp-tf infer --format` and `revisp-tf eval --baselines` ("fitted": the camera-fitted global
+# inverse, fitted on given pairs).
+OUTPUT_FORMATS = ("npy", "dng", "png")
+BASELINES = ("upi", "mosaic", "fitted")
+DEFAULT_BASELINES = ("upi", "mosaic")
+# `revisp-tf export`.
 QUANTIZE_MODES = ("none", "fp16", "int8")
 
 # Parts of a model an int8 export can also keep in float32 (`float_parts`), by the Keras layer names

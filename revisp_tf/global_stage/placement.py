@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from revisp_tf.data.layout import AIM22_COLS, AIM22_ROWS, META_NAME, aim22_name
+from revisp_tf.global_stage.context import FrameContext, frame_summary
 from revisp_tf.io.images import read_rgb
-from revisp_tf.frame_context import FrameContext, frame_summary
-
-AIM22_GRID = (6, 8)  # rows, cols of the 48 patches of an AIM 2022 frame (k = 8 * row + col)
-META_NAME = "meta.json"
-_AIM22_NAME = re.compile(r"^(?P<scene>.+)_(?P<k>\d+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +65,12 @@ def placements(examples) -> list[Placement]:
         if folder not in metas:
             metas[folder] = _meta_positions(folder)
         h, w = ex.size if ex.size != (0, 0) else read_rgb(ex.rgb).shape[:2]
-        m = _AIM22_NAME.match(stem)
+        key = aim22_name(stem)
         if metas[folder].get(stem) is not None:
             out.append(metas[folder][stem])
-        elif m and stem not in metas[folder] and int(m["k"]) < AIM22_GRID[0] * AIM22_GRID[1]:
-            row, col = divmod(int(m["k"]), AIM22_GRID[1])
-            out.append(Placement((str(folder), m["scene"]), row * h, col * w, (AIM22_GRID[0] * h, AIM22_GRID[1] * w)))
+        elif key and stem not in metas[folder] and key[1] < AIM22_ROWS * AIM22_COLS:
+            row, col = divmod(key[1], AIM22_COLS)
+            out.append(Placement((str(folder), key[0]), row * h, col * w, (AIM22_ROWS * h, AIM22_COLS * w)))
         else:
             out.append(Placement((str(folder), stem), 0, 0, (h, w)))
     return out
