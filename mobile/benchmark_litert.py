@@ -26,7 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_litert import input_shape, load, read_rgb, run  # noqa: E402
 
-REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
+from revisp_tf.realdata import realdata_dir  # noqa: E402
+REALDATA = realdata_dir()
 
 
 def sample_image(h: int, w: int) -> tuple[np.ndarray, str]:

@@ -163,7 +163,7 @@ def make_pairs(raw_files, out_dir, synthetic, count, seed, patch, stride, isp, p
     summary = make_pairs_from_raw(
         list(raw_files), out_dir, patch=504 if patch is None else patch, stride=stride, rgb_format=rgb_format, skip_bad=skip_bad, isp=isp,
         profile=profile, progress=True, shape=shape or None, dtype=dtype, cfa=cfa, black=black, white=white,
-        rgb=(rgb[0] if list(rgb) == ["embedded"] else list(rgb)) or None, rgb_dir=rgb_dir,
+        rgb=list(rgb) or None, rgb_dir=rgb_dir,
     )
     for scene in summary["scenes"]:
         if scene.get("skipped"):
@@ -242,29 +242,13 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
                    "calibration images already span the camera's exposures [default: on for a plain dual net only].")
 def export(model_path, out_path, variant, quantize, size, dynamic, calibration, float_parts, exposure_bracket):
     """Export the whole inference graph to one TFLite model (builtin ops only) and check it with LiteRT."""
-    from revisp_tf.export.calibration import CALIBRATION_STOPS
-    from revisp_tf.export.convert import export_tflite
-    from revisp_tf.infer.files import expand_inputs
+    from revisp_tf.export.convert import export_model
     from revisp_tf.io.atomic import check_output_file
-    from revisp_tf.io.images import check_rgb_files
-    from revisp_tf.models import model_variant
 
-    if float_parts and quantize != "int8":
-        raise ValueError(f"--float-parts: only with --quantize int8 (got --quantize {quantize})")
-    if exposure_bracket is not None and quantize != "int8":
-        raise ValueError(f"--{'' if exposure_bracket else 'no-'}exposure-bracket: only with --quantize int8 (got --quantize {quantize})")
-    if "none" in float_parts and len(float_parts) > 1:
-        raise ValueError(f"--float-parts: none cannot be combined with {', '.join(p for p in float_parts if p != 'none')}")
     check_output_file(out_path)
-    representative = expand_inputs([calibration]) if calibration else None
-    check_rgb_files(representative or [])
-    model = _load_model(model_path)
-    if variant and model_variant(model) != variant:
-        raise ValueError(f"{model_path or 'the shipped model'}: is a {model_variant(model)} model, not {variant}")
-    parts = None if not float_parts else () if float_parts == ("none",) else float_parts  # None: the default
-    stops = None if exposure_bracket is None else CALIBRATION_STOPS if exposure_bracket else ()  # None: the default
-    report = export_tflite(model, out_path, quantize=quantize, size=None if dynamic else tuple(size),
-                           representative_data=representative, float_parts=parts, calibration_stops=stops)
+    report = export_model(lambda: _load_model(model_path), out_path, variant=variant, quantize=quantize,
+                          size=None if dynamic else tuple(size), calibration_dir=calibration, float_parts=float_parts,
+                          exposure_bracket=exposure_bracket, model_name=model_path or "the shipped model")
     for line in report.lines():
         click.echo(line)
 

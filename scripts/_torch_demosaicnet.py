@@ -15,9 +15,10 @@ import numpy as np
 import rawpy
 import torch
 
+from revisp_tf.realdata import realdata_dir
 from revisp_tf.isp import bayer
 
-REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
+REALDATA = realdata_dir()
 NET_CFA = "GRBG"
 BORDER_TILES = 16  # mirrored 2x2 tiles per side, as the Keras port pads
 LOST_PER_SIDE = 31  # pad=False: 15 packed 3x3 convs (30 px) + one full-resolution 3x3 conv

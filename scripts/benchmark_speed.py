@@ -73,6 +73,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
+from revisp_tf.realdata import realdata_dir
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "scripts"), str(REPO / "mobile")]  # the sibling benchmarks, imported as modules
 
@@ -341,7 +342,7 @@ def frame_rgb(scene: str) -> tuple[np.ndarray, str]:
 
     from revisp_tf.infer.aim22 import group_patch_files, stitch_patches
 
-    folder = REPO.parent / "shared" / "realdata" / "aim22_s7_rgb"
+    folder = realdata_dir() / "aim22_s7_rgb"
     paths = sorted(folder.glob(f"{scene}_*.jpg"))
     if paths:
         return stitch_patches(group_patch_files(paths)[scene]), f"real S7 scene {scene} ({folder})"

@@ -33,13 +33,14 @@ import numpy as np  # noqa: E402
 import rawpy  # noqa: E402
 import tifffile  # noqa: E402
 
+from revisp_tf.realdata import realdata_dir
 from revisp_tf.io.dng import write_dng  # noqa: E402
 from revisp_tf.io.editors import RENDERERS  # noqa: E402
 from revisp_tf.io.images import read_rgb  # noqa: E402
 from revisp_tf.isp.bayer import CANONICAL_CFA, cfa_shift, convert_pattern, pack  # noqa: E402
 from revisp_tf.isp.color_fit import chroma_errors  # noqa: E402
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+REALDATA = realdata_dir()
 DEFAULT_SOURCE = REALDATA / "raw" / "canon_550d" / "colorchart.dng"
 _COLOR_MATRIX_1 = 50721
 

@@ -30,8 +30,9 @@ from PIL import Image, ImageFilter
 from _lpips_torch import torch_lpips_alex, torch_lpips_distance, torch_lpips_grad
 from convert_lpips_weights import ckpt_to_arrays, download_sdist, read_ckpt_bytes
 
+from revisp_tf.realdata import realdata_dir
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / ".." / "shared" / "realdata" / "aim22_s7_rgb"
+IMAGES = realdata_dir() / "aim22_s7_rgb"
 OUT = ROOT / "tests" / "fixtures" / "lpips_reference.npz"
 SIZES = ((64, 64), (77, 101), (96, 96), (128, 112))
 DISTORTIONS = ("blur", "noise", "jpeg", "shift", "gamma", "other")

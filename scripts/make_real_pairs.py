@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from revisp_tf.realdata import realdata_dir
 from revisp_tf.data import pairs  # noqa: E402
 from revisp_tf.data.align import render as align  # noqa: E402
 from revisp_tf.data.isps import ISPS, get_isp  # noqa: E402
@@ -39,7 +40,7 @@ from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.isp.bayer import unpack  # noqa: E402
 from revisp_tf.isp.mask import overexposure_mask  # noqa: E402
 
-RAW_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "raw"
+RAW_DIR = realdata_dir() / "raw"
 _GRBG8 = {"shape": (1536, 2592), "dtype": "uint8", "cfa": "GRBG", "black": 12.5, "white": 255}
 # Per-file read_raw arguments (from ../shared/realdata/README.md). "wb_ccm_from": the sensor's
 # tuned Infinite-ISP config (WB gains, CCM in 1/1024); "color_matrix_from": a file of the same sensor.

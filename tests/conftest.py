@@ -10,8 +10,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from revisp_tf.realdata import realdata_dir
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
+REALDATA = realdata_dir()
 
 
 @pytest.fixture(scope="session")

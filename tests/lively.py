@@ -38,3 +38,20 @@ def generated_frame(h, w, seed=0):
     frame = tf.image.resize(coarse, (h, w)).numpy()[0].astype(np.float32)
     frame[h // 3 : h // 2, w // 4 : w // 2] = 1.0
     return np.clip(frame, 0.0, 1.0)
+
+
+def receptive_radius(depth: int) -> int:
+    """Full-resolution px on each side that one output pixel of the authors' U-Net depends on.
+
+    Interval arithmetic through the net (two 3x3 convs per level, 2x2 pooling, nearest upsample
+    + 3x3 conv) gives 2**(depth + 3) - 6, including the worst position on the pooling grid:
+    10, 26, 58, 122, 250 for depth 1..5.
+    """
+    return 2 ** (depth + 3) - 6
+
+
+def infer_tiled(model, rgb, *, skip_oe: bool = True, jit_compile: bool = False, **tiling):
+    """One frame through `TiledInference`, built and called in one step."""
+    from revisp_tf.infer.tiled import TiledInference
+
+    return TiledInference(model, skip_oe=skip_oe, jit_compile=jit_compile)(rgb, **tiling)

@@ -151,7 +151,7 @@ def _camera_rgbs(paths: list[Path], rgb, rgb_dir) -> list | None:
         raise ValueError("rgb, rgb_dir: give one of them")
     if rgb is None and rgb_dir is None:
         return None
-    if rgb == EMBEDDED:
+    if rgb == EMBEDDED or list(rgb or ()) == [EMBEDDED]:
         return [CameraRgb(EMBEDDED) for _ in paths]
     if rgb_dir is not None:
         folder = Path(rgb_dir)

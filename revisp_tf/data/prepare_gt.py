@@ -88,7 +88,7 @@ def prepare_gt(
     todo = [p for p in raws if overwrite or not demosaic_path(p).is_file()]
     report = PrepareReport(already_done=len(raws) - len(todo))
     pending: dict[tuple, tuple[list, list]] = {}  # packed shape -> (paths, arrays) waiting for a full batch
-    with tqdm(total=len(todo), desc="prepare-gt", unit="file", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc="prepare-gt", unit="file", disable=not (progress and todo)) as bar:
         for path in todo:
             try:
                 packed = read_raw(path, sensor)

@@ -45,10 +45,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.choices import FLOAT_PARTS, QUANTIZE_MODES
 from revisp_tf.export.calibration import (
+    CALIBRATION_STOPS,
     as_calibration_images,
     calibration_images,
     check_size,
@@ -61,6 +61,7 @@ from revisp_tf.export.litert import (
     INPUT,
     MASK,
     NOE,
+    new_interpreter,
     OE,
     OUTPUT,
     SIGNATURE,
@@ -180,7 +181,7 @@ def _saved_model(model: keras.Model, directory: str, size, skip_signatures: bool
 
 def _float_nodes(float_model: bytes, parts) -> list[str]:
     """Output tensor names of the ops of `float_model` that belong to the layers of FLOAT_PARTS[parts]."""
-    interpreter = Interpreter(model_content=float_model)
+    interpreter = new_interpreter(model_content=float_model)
     details = interpreter.get_tensor_details()
     ops = interpreter._get_ops_details()  # in execution order
     # a path component that is the layer's name, or Keras' "<name>_<n>" of a called layer
@@ -319,7 +320,7 @@ def export_tflite(
     errors = np.concatenate([r[3] for r in results])
     skip_error = None
     if len(signatures) > 1:
-        interpreter = Interpreter(model_path=str(out_path), num_threads=num_threads)
+        interpreter = new_interpreter(model_path=str(out_path), num_threads=num_threads)
         skip_error = max(
             float(np.abs(run_skipping(interpreter, x)[0] - model.predict_on_batch(model_inputs(model, x[None]))[0]).max())
             for x in checks
@@ -351,12 +352,12 @@ def _compare(model, path: Path, images, extra_sizes, num_threads: int):
     groups: dict[tuple[int, int], list[np.ndarray]] = {}
     for img in images:
         groups.setdefault(img.shape[:2], []).append(img)
-    for h, w in map(_check_size, extra_sizes):
+    for h, w in map(check_size, extra_sizes):
         crops = [c for c in (_centre_crop(img, h, w) for img in images) if c is not None]
         if not crops:
             raise ValueError(f"check size {h}x{w}: larger than every check image")
         groups.setdefault((h, w), []).extend(crops)
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter = new_interpreter(model_path=str(path), num_threads=num_threads)
     results = []
     for (h, w), batch in groups.items():
         err = np.concatenate(
@@ -364,3 +365,32 @@ def _compare(model, path: Path, images, extra_sizes, num_threads: int):
         )
         results.append(((int(h), int(w)), float(err.max()), float(err.mean()), err))
     return results
+
+
+def export_model(load_model, out_path, *, variant=None, quantize: str = "none", size=(504, 504), calibration_dir=None,
+                 float_parts=(), exposure_bracket=None, model_name: str = "the model") -> ExportReport:
+    """`revisp-tf export`: its flags checked (ValueError naming the flag), then `export_tflite`.
+
+    `load_model()` gives the model, called once the flags are valid. `float_parts`: parts from
+    FLOAT_PARTS, or ("none",) for none; empty: the model's default. `exposure_bracket`: True/False
+    for CALIBRATION_STOPS / none; None: the model's default. `calibration_dir`: a folder of images
+    of the target camera (every JPEG/PNG under it).
+    """
+    from revisp_tf.data.scan import scan_rgb
+    from revisp_tf.models import model_variant
+
+    float_parts = tuple(float_parts)
+    if float_parts and quantize != "int8":
+        raise ValueError(f"--float-parts: only with --quantize int8 (got --quantize {quantize})")
+    if exposure_bracket is not None and quantize != "int8":
+        raise ValueError(f"--{'' if exposure_bracket else 'no-'}exposure-bracket: only with --quantize int8 (got --quantize {quantize})")
+    if "none" in float_parts and len(float_parts) > 1:
+        raise ValueError(f"--float-parts: none cannot be combined with {', '.join(p for p in float_parts if p != 'none')}")
+    representative = [e.rgb for e in scan_rgb(calibration_dir)] if calibration_dir else None
+    model = load_model()
+    if variant and model_variant(model) != variant:
+        raise ValueError(f"{model_name}: is a {model_variant(model)} model, not {variant}")
+    parts = None if not float_parts else () if float_parts == ("none",) else float_parts  # None: the default
+    stops = None if exposure_bracket is None else CALIBRATION_STOPS if exposure_bracket else ()  # None: the default
+    return export_tflite(model, out_path, quantize=quantize, size=size, representative_data=representative,
+                         float_parts=parts, calibration_stops=stops)

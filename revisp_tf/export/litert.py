@@ -19,6 +19,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from revisp_tf.global_stage.context import frame_context
+from revisp_tf.io.stderr import native_stderr
 
 SIGNATURE, INPUT, CONTEXT, OUTPUT = "reverse_isp", "rgb", "context", "bayer"
 # The skip-a-net signatures of a mask-fusion model. Named to sort after "reverse_isp", which LiteRT then
@@ -39,9 +40,17 @@ def tflite_ops(model_bytes: bytes) -> tuple[str, ...]:
     return tuple(sorted(ops))
 
 
+def new_interpreter(**kwargs) -> Interpreter:
+    """`Interpreter(**kwargs)` with its tensors allocated, without LiteRT's "INFO: Created ... XNNPACK delegate" line."""
+    with native_stderr(("INFO: Created TensorFlow Lite XNNPACK delegate",)):
+        interpreter = Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 def load(model_path: Path, num_threads: int) -> Interpreter:
     """The interpreter (XNNPACK delegate applied by default), checked against the model contract."""
-    interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+    interpreter = new_interpreter(model_path=str(model_path), num_threads=num_threads)
     signatures = interpreter.get_signature_list()
     got = signatures.get(SIGNATURE, {})
     if sorted(got.get("inputs", ())) not in ([INPUT], [CONTEXT, INPUT]) or got.get("outputs") != [OUTPUT]:

@@ -1,6 +1,6 @@
 """Full-resolution inference by overlapping tiles.
 
-Tiling (`TiledInference`, `infer_tiled`):
+Tiling (`TiledInference`):
 - Tiles are at most `tile` px a side (the smallest aligned side that needs no more tiles than
   `tile` would, `tile_starts`) and start at multiples of the model's alignment: the multiple its
   U-Nets pad to (2**depth, found from its `PadToMultiple` layers), never less than 2. Even starts
@@ -12,7 +12,7 @@ Tiling (`TiledInference`, `infer_tiled`):
   from a tile's inner edge get weight 0 (context only: the zero padding of every convolution at
   the tile edge distorts them), then a raised-cosine ramp hands over to the neighbour. Weights are
   separable and normalised per axis in packed resolution, so they sum to exactly 1 everywhere.
-- Exactness: where `margin` >= the model's receptive radius (`receptive_radius(depth)`, 122 px
+- Exactness: where `margin` >= the model's receptive radius (2**(depth + 3) - 6 px: 122 px
   for the depth-4 U-Net), the result equals one pass of the model over the (extended) frame.
   With a smaller margin tiles disagree slightly near their edges and the ramp blends the
   difference without a seam.
@@ -52,16 +52,6 @@ from tqdm import tqdm
 from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, axis_weights, blended, check_tiling, tile_starts
 from revisp_tf.models.inference_form import FusionParts, fusion_parts
 from revisp_tf.models.layers import PadToMultiple
-
-
-def receptive_radius(depth: int) -> int:
-    """Full-resolution px on each side that one output pixel of the authors' U-Net depends on.
-
-    Interval arithmetic through the net (two 3x3 convs per level, 2x2 pooling, nearest upsample
-    + 3x3 conv) gives 2**(depth + 3) - 6, including the worst position on the pooling grid:
-    10, 26, 58, 122, 250 for depth 1..5.
-    """
-    return 2 ** (depth + 3) - 6
 
 
 def model_alignment(model: keras.Model) -> tuple[int, float]:
@@ -292,43 +282,3 @@ def _one_branch(parts: FusionParts, branch: str, *inputs):
     zeros = tf.zeros_like(y)
     oe, noe = (zeros, y) if branch == "noe" else (y, zeros)
     return parts.fuse([*inputs, oe, noe], training=False)
-
-
-def infer_tiled(
-    model: keras.Model,
-    rgb,
-    tile: int = DEFAULT_TILE,
-    overlap: int = DEFAULT_OVERLAP,
-    batch_size: int = 1,
-    *,
-    margin: int | None = None,
-    context=None,
-    skip_oe: bool = True,
-    jit_compile: bool = False,
-    out=None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Runs `model` (RGB [+ context] -> packed bayer) on a full frame by overlapping tiles; see the module docstring.
-
-    Args:
-      model: a model from `build_reverse_isp` or its `inference_form` (any RGB (N, H, W, 3)
-        [+ context (N, H, W, C)] -> (N, H/2, W/2, 4) model).
-      rgb: (H, W, 3) uint8, uint16 or float array in [0, 1], H and W even (a NumPy memmap works too).
-      tile: largest tile side in px, a multiple of the model's alignment (16 for a depth-4 U-Net).
-      overlap: minimum overlap of neighbouring tiles in px (even).
-      batch_size: tiles per model call.
-      margin: px at each inner tile edge given weight 0 (even, at most overlap/2); default
-        overlap/4 rounded down to even. Use `receptive_radius(depth)` or more for a result
-        equal to one pass.
-      context: for a model with a 'context' input: the frame's (H, W, C) context, or a function
-        (y0, x0, h, w) -> (h, w, C) giving the context of a window; sliced like the RGB.
-      skip_oe, jit_compile: see `TiledInference`.
-      out: where to write the result (anything taking `out[y0:y1] = rows`, rows written once each,
-        top to bottom: a memmap or a streaming writer); default a new array.
-      progress: show tiles done / total.
-
-    Returns:
-      (H/2, W/2, 4) float32 packed bayer (or `out`).
-    """
-    runner = TiledInference(model, skip_oe=skip_oe, jit_compile=jit_compile)
-    return runner(rgb, tile, overlap, batch_size, margin=margin, context=context, out=out, progress=progress)

@@ -23,15 +23,9 @@ half-written file.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import struct
-import sys
-import tempfile
-import threading
 import zlib
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -39,6 +33,7 @@ from absl import logging
 
 from revisp_tf.data.layout import RGB_SUFFIXES
 from revisp_tf.io.atomic import atomic_write
+from revisp_tf.io.stderr import native_stderr
 from revisp_tf.checks import check_unit_range
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -51,7 +46,6 @@ _LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
 RAW_DTYPES = ("uint16", "float16", "float32", "float64")
 DEFAULT_MAX_PIXELS = 64_000_000
 _limits = {"max_pixels": DEFAULT_MAX_PIXELS}
-_stderr_lock = threading.Lock()
 
 
 class ImageReadError(ValueError):
@@ -123,37 +117,13 @@ def _check_size(path: Path, size: tuple[int, int] | None, kind: str) -> None:
         )
 
 
-@contextlib.contextmanager
-def _native_stderr() -> Iterator[list[str]]:
-    """Collects what native code (libjpeg inside OpenCV) writes to file descriptor 2 while the block runs.
-
-    Lines that are not libjpeg's corrupt-data warnings are written back to stderr afterwards.
-    """
-    lines: list[str] = []
-    with _stderr_lock, tempfile.TemporaryFile() as f:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            f.seek(0)
-            text = f.read().decode("utf-8", "replace")
-            lines += text.splitlines()
-            other = [ln for ln in lines if not ln.startswith(_LIBJPEG_CORRUPT)]
-            if other:
-                sys.stderr.write("\n".join(other) + "\n")
-
-
 def _decode(path: Path, data: bytes, jpeg: bool) -> np.ndarray | None:
     """OpenCV's decode; ImageReadError for the corrupt data libjpeg only warns about, or an OpenCV error."""
     buf = np.frombuffer(data, np.uint8)
     try:
         if not jpeg:
             return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        with _native_stderr() as messages:
+        with native_stderr(_LIBJPEG_CORRUPT) as messages:
             img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as e:
         reason = str(e).strip().splitlines()[-1]

@@ -25,7 +25,6 @@ all-zero `weights`) is NaN in both.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -103,43 +102,3 @@ def challenge_ssim(pred, target) -> float:
 def skimage_ssim(pred, target) -> float:
     """SSIM as current skimage computes it with data_range 1 (11-tap Gaussian), mean of channels: not the scorer's."""
     return _mean_ssim(pred, target, SKIMAGE_TRUNCATE, SKIMAGE_DATA_RANGE)
-
-
-def psnr(pred, target, weights=None):
-    """Per-example PSNR (N,) in TF for (N, H, W, C) batches; optional 0/1 `weights` (NaN where all zero)."""
-    p, t = tf.cast(pred, tf.float32), tf.cast(target, tf.float32)
-    se = tf.square(p - t)
-    if weights is None:
-        mse = tf.reduce_mean(se, axis=[1, 2, 3])
-        empty = tf.zeros_like(mse, tf.bool)
-    else:
-        w = tf.broadcast_to(tf.cast(weights, tf.float32), tf.shape(se))
-        count = tf.reduce_sum(w, axis=[1, 2, 3])
-        mse = tf.math.divide_no_nan(tf.reduce_sum(se * w, axis=[1, 2, 3]), count)
-        empty = count == 0
-    value = tf.where(mse > 0, 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0), PSNR_IDENTICAL)
-    return tf.where(empty, tf.constant(float("nan"), tf.float32), value)
-
-
-def ssim(pred, target):
-    """Per-example challenge SSIM (N,) in TF for (N, H, W, C) batches (the scorer's, as `challenge_ssim`)."""
-    p, t = tf.cast(pred, tf.float32), tf.cast(target, tf.float32)
-    channels = p.shape[-1]
-    w = tf.constant(gaussian_window(SCORER_TRUNCATE), tf.float32)
-    r = int(w.shape[0]) // 2
-    kv = tf.tile(tf.reshape(w, [-1, 1, 1, 1]), [1, 1, channels, 1])
-    kh = tf.tile(tf.reshape(w, [1, -1, 1, 1]), [1, 1, channels, 1])
-
-    def blur(z):
-        z = tf.pad(z, [[0, 0], [r, r], [r, r], [0, 0]], mode="SYMMETRIC")  # scipy 'reflect'
-        z = tf.nn.depthwise_conv2d(z, kv, [1, 1, 1, 1], "VALID")
-        return tf.nn.depthwise_conv2d(z, kh, [1, 1, 1, 1], "VALID")
-
-    ux, uy = blur(p), blur(t)
-    vx = blur(p * p) - ux * ux
-    vy = blur(t * t) - uy * uy
-    vxy = blur(p * t) - ux * uy
-    c1, c2 = (SSIM_K1 * SCORER_DATA_RANGE) ** 2, (SSIM_K2 * SCORER_DATA_RANGE) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-    s = s[:, SSIM_CROP:-SSIM_CROP, SSIM_CROP:-SSIM_CROP, :]
-    return tf.reduce_mean(s, axis=[1, 2, 3])

@@ -81,7 +81,7 @@ def test_bad_inputs_leave_no_output(model, tmp_path):
 
 def test_infer_streams_the_npy_band_by_band_and_jit_gives_the_same(tmp_path):
     """`infer --jit` on a frame of many tile rows: the .npy equals the stored form of the tiled result of the trained model."""
-    from revisp_tf.infer.tiled import infer_tiled
+    from tests.lively import infer_tiled
     from tests.lively import generated_frame, lively_model
 
     model = lively_model("dual", depth=2)
@@ -116,7 +116,7 @@ def test_streamed_npy_is_not_left_half_written(tmp_path):
 def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
     """A model with a 'context' input: each tile's context window equals the slice of the whole frame's context."""
     from revisp_tf.global_stage.context import frame_context
-    from revisp_tf.infer.tiled import infer_tiled
+    from tests.lively import infer_tiled
     from tests.lively import enliven, generated_frame
 
     model = enliven(build_reverse_isp("dual", base_filters=4, depth=2, global_stage="upi"))

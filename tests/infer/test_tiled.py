@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from revisp_tf.infer.aim22 import group_patch_files, stitch_patches, unstitch
-from revisp_tf.infer.tiled import TiledInference, infer_tiled, receptive_radius
+from revisp_tf.infer.tiled import TiledInference
+from tests.lively import infer_tiled, receptive_radius
 from revisp_tf.infer.tiling import axis_weights, tile_starts
 from revisp_tf.models.inference_form import inference_form
 from tests.conftest import REALDATA, read_jpeg_rgb

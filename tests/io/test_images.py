@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from revisp_tf.io import images
+from revisp_tf.io import atomic, images
 from revisp_tf.io.atomic import atomic_write
 from revisp_tf.io.images import (
     ImageReadError,
@@ -289,44 +289,44 @@ def test_write_into_a_read_only_folder_names_the_target(tmp_path):
     from tests.mounts import read_only_folder
 
     with read_only_folder(tmp_path / "ro") as ro:
-        with pytest.raises(images.WriteError) as info:
+        with pytest.raises(atomic.WriteError) as info:
             write_npy(ro / "out.npy", np.zeros((4, 4, 4), np.uint16))
         assert str(info.value).startswith(f"cannot write {ro / 'out.npy'}: ")
         assert ".tmp" not in str(info.value)
-        with pytest.raises(images.WriteError, match=f"cannot write into {ro}"):
-            images.check_writable_dir(ro)
-        with pytest.raises(images.WriteError, match=f"cannot write into {ro}"):
-            images.check_output_file(ro / "model.tflite")
+        with pytest.raises(atomic.WriteError, match=f"cannot write into {ro}"):
+            atomic.check_writable_dir(ro)
+        with pytest.raises(atomic.WriteError, match=f"cannot write into {ro}"):
+            atomic.check_output_file(ro / "model.tflite")
 
 
 def test_full_disk_names_the_target_and_leaves_nothing(tmp_path):
     from tests.mounts import full_folder
 
     with full_folder(tmp_path / "full", size_kb=64) as full:
-        with pytest.raises(images.WriteError) as info:
+        with pytest.raises(atomic.WriteError) as info:
             write_npy(full / "big.npy", np.zeros((256, 256, 4), np.uint16))  # 512 KiB into 64 KiB
         # NumPy reports a short write without errno; the message then adds the space left.
         assert re.fullmatch(rf"cannot write {re.escape(str(full / 'big.npy'))}: 262144 requested and \d+ written "
                             r"\([\d,]+ bytes free there: is the disk full\?\)", str(info.value)), str(info.value)
-        with pytest.raises(images.WriteError, match=f"cannot write {re.escape(str(full / 'big.bin'))}: No space left on device"):
+        with pytest.raises(atomic.WriteError, match=f"cannot write {re.escape(str(full / 'big.bin'))}: No space left on device"):
             with atomic_write(full / "big.bin") as tmp:
                 tmp.write_bytes(b"\0" * 300_000)
         assert list(full.iterdir()) == []
 
 
 def test_check_output_file(tmp_path):
-    assert images.check_output_file(tmp_path / "x.tflite") == tmp_path / "x.tflite"
-    with pytest.raises(images.WriteError, match="it is a folder"):
-        images.check_output_file(tmp_path)
-    with pytest.raises(images.WriteError, match="does not exist"):
-        images.check_output_file(tmp_path / "missing" / "x.tflite")
-    assert images.check_writable_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert atomic.check_output_file(tmp_path / "x.tflite") == tmp_path / "x.tflite"
+    with pytest.raises(atomic.WriteError, match="it is a folder"):
+        atomic.check_output_file(tmp_path)
+    with pytest.raises(atomic.WriteError, match="does not exist"):
+        atomic.check_output_file(tmp_path / "missing" / "x.tflite")
+    assert atomic.check_writable_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
     assert not (tmp_path / "new").exists()  # creates nothing
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(images.WriteError, match="it is a file; expected a folder"):
-        images.check_writable_dir(tmp_path / "afile")
-    with pytest.raises(images.WriteError, match="is a file; expected a folder"):
-        images.check_writable_dir(tmp_path / "afile" / "sub")
+    with pytest.raises(atomic.WriteError, match="it is a file; expected a folder"):
+        atomic.check_writable_dir(tmp_path / "afile")
+    with pytest.raises(atomic.WriteError, match="is a file; expected a folder"):
+        atomic.check_writable_dir(tmp_path / "afile" / "sub")
 
 
 def test_check_rgb_files_reads_all_before_any_work(tmp_path):
@@ -374,10 +374,10 @@ def test_png_rows_short_or_misshapen_leave_nothing(tmp_path):
 
 
 def test_scratch_file_is_removed_after_use_and_after_failure(tmp_path):
-    with images.scratch_file(tmp_path / "a.f32") as tmp:
+    with atomic.scratch_file(tmp_path / "a.f32") as tmp:
         tmp.write_bytes(b"x")
         assert tmp.parent == tmp_path and tmp.name.startswith(".a.")
-    with pytest.raises(KeyError), images.scratch_file(tmp_path / "b.f32") as tmp:
+    with pytest.raises(KeyError), atomic.scratch_file(tmp_path / "b.f32") as tmp:
         tmp.write_bytes(b"x")
         raise KeyError
     assert list(tmp_path.iterdir()) == []

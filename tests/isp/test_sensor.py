@@ -16,7 +16,14 @@ def test_units_round_trip():
     units = sensor.SAMSUNG_S7.to_model_units(stored)
     np.testing.assert_array_equal(units, stored / 1024.0)  # the scorer's np.load(f) / 1024.
     np.testing.assert_array_equal(sensor.SAMSUNG_S7.to_stored(units), stored)
-    assert sensor.SAMSUNG_S7.to_stored(np.array([2.0, -1.0])).tolist() == [2048, 0]
+    assert sensor.SAMSUNG_S7.to_stored(np.array([2.0, -1.0])).tolist() == [1023, 0]
+
+
+def test_stored_values_never_exceed_max_stored():
+    """A clamped 1.0 was stored as round(1.0 * 1024) = 1024, above the 1023 of 10-bit files, the DNG's WhiteLevel."""
+    for spec in (sensor.SAMSUNG_S7, sensor.PROJECT_10BIT):
+        assert spec.to_stored(np.array([1.0, 0.5])).tolist() == [1023, 512]
+    assert sensor.HUAWEI_P20.to_stored(np.array([1.0, 2.0])).tolist() == [1020, 1023]
 
 
 def test_one_conversion_for_arrays_and_tensors():

@@ -34,7 +34,7 @@ def test_overrides_and_round_trip(tmp_path):
         ({"data": {"train_dir": "x", "batch_size": "six"}}, [], "data.batch_size: expected int, got str"),
         ({"data": {"train_dir": "x"}}, ["runtime.seed=1.5"], "runtime.seed: expected int, got float"),
         ({"data": {"train_dir": "x"}}, ["optim.lr=1"], "unknown config key 'optim.lr'"),
-        ({"data": {"train_dir": "x"}}, ["model.variant=triple"], "model.variant: expected one of"),
+        ({"data": {"train_dir": "x"}}, ["model.variant=triple"], "unknown model.variant 'triple'; expected one of"),
         ({"data": {"train_dir": "x", "crop": 101}}, [], "data.crop: must be even"),
         ({}, [], "data.train_dir: required"),
         ({"data": {"train_dir": "x"}}, ["optim.phases.0.epochs=0"], "optim.phases.0.epochs: must be positive"),
