@@ -234,3 +234,18 @@ def test_pairs_from_real_dng_equal_rawpy_values_and_align(realdata, tmp_path, re
     meta = check_scene(tmp_path, name, ref_rawpy_stored(path, levels.get("black"), levels.get("white")), wb)
     assert meta["grid"] == grid and summary["patches"] == grid[0] * grid[1]
     assert meta["sensor"]["cfa"] == "RGGB" and meta["wb_source"] == "file"
+
+
+def test_every_isp_class_satisfies_the_isp_interface():
+    import inspect
+
+    from revisp_tf.data.isps import Isp
+    from revisp_tf.data.isps.darktable import Darktable
+    from revisp_tf.data.isps.libraw import LibRaw
+    from revisp_tf.data.isps.rawtherapee import RawTherapee
+
+    wanted = {n for n, v in vars(Isp).items() if inspect.isfunction(v) and not n.startswith("_")} | set(Isp.__annotations__)
+    assert wanted == {"name", "jpeg_quality", "render", "settings", "describe"}
+    for cls in (LibRaw, Darktable, RawTherapee):
+        missing = {n for n in wanted if not hasattr(cls, n) and n not in getattr(cls, "__annotations__", {})}
+        assert not missing, (cls.__name__, missing)

@@ -129,3 +129,12 @@ def test_default_is_the_pretrained_demosaic_net(s7_like):
     got = np.stack([np.load(root / f"{n}.demosaic.npy") for n in NAMES[:2]])
     np.testing.assert_allclose(got.astype(np.float32), want, atol=2**-11)  # float16 rounding
     assert np.ptp(want) > 0.1  # a real image, not a constant
+
+
+def test_nothing_to_do_shows_no_progress_bar(s7_like, capsys):
+    """`demo` printed "prepare-gt: 0file [00:00, ?file/s]" for a folder with nothing left to do."""
+    root = s7_like(NAMES)
+    prepare_gt(root, SAMSUNG_S7, demosaic_fn=Counting(), progress=False)
+    capsys.readouterr()
+    prepare_gt(root, SAMSUNG_S7, demosaic_fn=Counting(), progress=True)
+    assert "prepare-gt" not in capsys.readouterr().err

@@ -119,3 +119,14 @@ def test_cli_not_a_model(synthetic_dir, tmp_path):
     result = CliRunner().invoke(main, ["eval", "--model", str(bogus), "--data", str(synthetic_dir), "--sensor", "project"])
     assert result.exit_code != 0
     assert f"{bogus}: not a readable Keras model" in result.output
+
+
+def test_report_writes_nan_as_null_and_leaves_names_alone(tmp_path):
+    """NaN scores become JSON null; an image named "NaN_1" keeps its name (a text replace rewrote it)."""
+    row = {"name": "NaN_1", "psnr": 30.0, "ssim": 0.9, "psnr_oe": float("nan"), "psnr_noe": 30.0, "ssim_skimage": 0.8}
+    report = {"model": {**scorer.summarize([row]), "images": [row]}}
+    scorer.write_report(report, tmp_path / "r.json")
+    back = json.loads((tmp_path / "r.json").read_text())
+    assert back["model"]["images"][0]["name"] == "NaN_1"
+    assert back["model"]["images"][0]["psnr_oe"] is None and back["model"]["psnr_oe"] is None
+    assert back["model"]["psnr"] == 30.0

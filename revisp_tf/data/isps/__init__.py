@@ -1,24 +1,34 @@
 """Real ISPs that render a RAW frame to uint8 sRGB on the canonical mosaic grid.
 
-Every ISP module (libraw, darktable, rawtherapee) defines one class with the same small interface:
-
-    name: str                      # one of ISPS
-    jpeg_quality: int              # quality make-pairs writes its RGB at, as JPEG
-    render(frame) -> Render        # the render and where it lies on the canonical mosaic
-    settings() -> dict             # version and settings, for meta.json
-    describe(frame) -> dict        # meta.json's "isp" and "color_matrix_used" for a scene
-
-Building one whose command line tool is missing raises FileNotFoundError naming the Debian package.
+Every ISP module (libraw, darktable, rawtherapee) defines one class that satisfies `Isp`. Building one whose command line tool is missing raises FileNotFoundError naming the Debian package.
 
 `get_isp(name, profile=...)` builds one. The modules load lazily, so the name list is cheap to import.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 ISPS = ("libraw", "darktable", "rawtherapee")
 
 
-def get_isp(name: str, *, profile: str | None = None):
+class Isp(Protocol):
+    """The interface of a real ISP (a structural type: each ISP class has these members)."""
+
+    name: str  # one of ISPS
+    jpeg_quality: int  # the quality make-pairs writes its RGB at, as JPEG
+
+    def render(self, frame):
+        """The `common.Render` of a `raw_files.RawFrame`: the RGB and where it lies on the canonical mosaic."""
+
+    def settings(self) -> dict:
+        """Version and settings, for meta.json."""
+
+    def describe(self, frame) -> dict:
+        """meta.json's "isp" and "color_matrix_used" for a scene."""
+
+
+def get_isp(name: str, *, profile: str | None = None) -> Isp:
     """The ISP called `name`; `profile` (a bundled profile name or a .pp3 path) is for rawtherapee only."""
     if name not in ISPS:
         raise ValueError(f"isp: expected one of {', '.join(ISPS)}, got {name!r}")

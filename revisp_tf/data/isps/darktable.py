@@ -16,14 +16,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from revisp_tf.data.isps.common import (
-    Render,
-    canonical_mosaic,
-    describe,
-    read_render,
-    run_tool,
-    write_frame_dng,
-)
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
 from revisp_tf.tools import find_tool, tool_version
 

@@ -29,14 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.data.align import render as align
-from revisp_tf.data.isps.common import (
-    Render,
-    canonical_mosaic,
-    describe,
-    read_render,
-    run_tool,
-    write_frame_dng,
-)
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
 from revisp_tf.tools import find_tool, tool_version
 
