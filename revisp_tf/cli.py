@@ -131,7 +131,8 @@ def train(config_path, overrides, run_dir, overwrite):
 @click.option("--patch", default=None, type=int, help="Patch side in RGB pixels [default: 504 real, 128 synthetic].")
 @click.option("--stride", default=None, type=int, help="Grid step in pixels (default: the patch size).")
 @click.option("--isp", default=None, type=click.Choice(ISPS), help="Which real ISP renders the RGB [default: libraw].")
-@click.option("--profile", default=None, metavar="NAME_OR_PP3", help="--isp rawtherapee: a bundled profile name or a .pp3 file [default: Pop 2 Lab].")
+@click.option("--profile", default=None, metavar="NAME_OR_FILE", help="--isp rawtherapee: a bundled profile name or a .pp3 file [default: Pop 2 Lab]; "
+              "--isp infinite-isp: the sensor's config .yml (required; its checkout: REVISP_INFINITE_ISP).")
 @click.option("--shape", nargs=2, type=int, default=None, metavar="H W", help="Headerless RAW: rows and columns.")
 @click.option("--dtype", default=None, help="Headerless RAW: sample type, e.g. uint16.")
 @click.option("--cfa", default=None, help="CFA pattern when the file does not say (RGGB, GRBG, GBRG, BGGR).")

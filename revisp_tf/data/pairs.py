@@ -4,7 +4,7 @@ Each RAW file becomes one scene of patches in the AIM 2022 layout: `{scene}_{k}.
 ISP's sRGB render) beside `{scene}_{k}.npy` (packed canonical RGGB, uint16 in PROJECT_10BIT
 stored units, see `raw_files`), `k = ncols * row + col` on a row-major grid, plus `meta.json`.
 
-The ISPs (LibRaw, darktable, RawTherapee) live in `revisp_tf.data.isps`, one module each; each
+The ISPs (LibRaw, darktable, RawTherapee, Infinite-ISP) live in `revisp_tf.data.isps`, one module each; each
 renders a frame onto the canonical mosaic grid (RawTherapee's render lacks a few border pixels
 and is located by `revisp_tf.data.align`), and the mosaic is cropped to what the render shows,
 never resampled. The RGB is written as JPEG at the ISP's quality (95; RawTherapee 92, as a
@@ -133,6 +133,7 @@ def _write_scene(s: _Scene, isp, name: str, out_dir: Path, patch: int, stride: i
         "render_origin": [oy, ox],
         "render_shape": list(rgb.shape[:2]),
         "alignment": s.render.alignment,
+        "capture": None if s.render.capture is None else s.render.capture.to_json(),
         "patch": patch,
         "stride": stride,
         "grid": [patches[-1]["row"] + 1, patches[-1]["col"] + 1],
@@ -246,8 +247,10 @@ def make_pairs_from_raw(
       skip_bad: log and skip files that cannot be read or rendered instead of raising.
       progress: show a progress bar.
       isp: one of `isps.ISPS` (default "libraw"): "libraw" (rawpy), "darktable" (darktable-cli,
-        scene-referred filmic) or "rawtherapee" (rawtherapee-cli with a profile); see their modules.
-      profile: rawtherapee only: a bundled profile name (default "Pop 2 Lab") or a .pp3 path.
+        scene-referred filmic), "rawtherapee" (rawtherapee-cli with a profile) or "infinite-isp"
+        (the sensor's tuned Infinite-ISP, with its 3A); see their modules.
+      profile: rawtherapee: a bundled profile name (default "Pop 2 Lab") or a .pp3 path;
+        infinite-isp: the sensor's config .yml (required).
       jpeg_quality: of the .jpg RGB; default the ISP's (95, rawtherapee 92).
       rgb: instead of an ISP, the camera's own RGB of each RAW file (`isps.camera`): a list of
         JPEG/PNG paths in the order of `raw_paths`, or "embedded" (each RAW's preview JPEG).

@@ -88,7 +88,7 @@ def test_missing_rawtherapee_cli_is_one_clear_error_and_writes_nothing(synthetic
 
 
 def test_profile_only_for_rawtherapee(synthetic_dng, tmp_path):
-    with pytest.raises(ValueError, match="only the rawtherapee ISP takes a profile, got one for darktable"):
+    with pytest.raises(ValueError, match="only the rawtherapee and infinite-isp ISPs take a profile, got one for darktable"):
         pairs.make_pairs_from_raw(synthetic_dng, tmp_path, isp="darktable", profile="Pop 2 Lab", progress=False)
 
 

@@ -116,7 +116,7 @@ def test_missing_darktable_cli_is_one_clear_error_and_writes_nothing(synthetic_d
     assert not out.exists()
     with pytest.raises(FileNotFoundError, match="darktable-cli not found"):
         render_darktable(synthetic_dng)
-    with pytest.raises(ValueError, match="isp: expected one of libraw, darktable, rawtherapee, got 'rawpy'"):
+    with pytest.raises(ValueError, match="isp: expected one of libraw, darktable, rawtherapee, infinite-isp, got 'rawpy'"):
         pairs.make_pairs_from_raw(synthetic_dng, out, isp="rawpy", progress=False)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
 from revisp_tf.io.dng import write_dng
 from revisp_tf.io.images import ImageReadError, read_rgb
+from revisp_tf.io.metadata import CaptureMetadata
 from revisp_tf.isp.bayer import CANONICAL_CFA, crop_to_pattern, pack
 from revisp_tf.isp.color_fit import DngColour, dng_colour
 from revisp_tf.isp.process import gray_world_gains
@@ -27,11 +28,13 @@ class Render:
       rgb: (h, w, 3) uint8, h and w even; rgb[i, j] shows canonical mosaic pixel (i + oy, j + ox).
       origin: (oy, ox), both even (the RGGB phase is kept); (0, 0) for renders of the whole mosaic.
       alignment: how the origin was found and how clearly (meta.json), or None if by construction.
+      capture: the gains the render applied (white balance, exposure), as a camera's maker notes record them.
     """
 
     rgb: np.ndarray
     origin: tuple[int, int] = (0, 0)
     alignment: dict | None = None
+    capture: CaptureMetadata | None = None
 
 
 def canonical_mosaic(full: np.ndarray, cfa: str) -> np.ndarray:
