@@ -71,9 +71,10 @@ class CaptureMetadata:
 
     def __post_init__(self):
         where = f"capture metadata ({self.source})"
-        if not isinstance(self.wb, (list, tuple)) or len(self.wb) != 3:
-            raise ValueError(f"{where}: wb must be 3 positive (R, G, B) multipliers, got {self.wb!r}")
-        r, g, b = (_positive(v, "wb", where, optional=False) for v in self.wb)
+        try:
+            r, g, b = (_positive(v, "wb", where, optional=False) for v in self.wb)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: wb must be 3 positive (R, G, B) multipliers, got {self.wb!r}") from None
         object.__setattr__(self, "wb", (r / g, 1.0, b / g))
         for name in ("exposure_gain", "exposure_time", "f_number", "iso"):
             object.__setattr__(self, name, _positive(getattr(self, name), name, where))

@@ -18,6 +18,10 @@ rotated and EXIF-oriented, so it is aligned, never assumed aligned:
 A pair is refused (AlignmentError naming both files) if the features do not agree on one
 geometry (another scene), if the RGB covers under MIN_OVERLAP of the RAW, or if the remaining
 misalignment exceeds MAX_MEDIAN_PX / MAX_P90_PX.
+
+The gains recorded for such a pair (`camera_capture`) are what the camera itself recorded: the
+RAW's as-shot white balance, and the exposure settings of the JPEG's EXIF (its ISP's exposure
+gain is not recorded anywhere, so it is left unknown).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from revisp_tf.data.align import warp as align
 from revisp_tf.data.isps.common import Render, canonical_mosaic, white_balance
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
 from revisp_tf.io.images import ImageReadError, read_rgb_samples
+from revisp_tf.io.metadata import CaptureMetadata
 from revisp_tf.isp.bayer import pack
 from revisp_tf.isp.color import YUV_MATRIX
 from revisp_tf.isp.process import demosaic_bilinear
@@ -43,6 +48,8 @@ MIN_OVERLAP = 0.5  # share of the RAW frame the aligned RGB must cover
 MAX_MEDIAN_PX = 0.5  # remaining misalignment measured over the tiles (with their noise), full-resolution RAW px
 MAX_P90_PX = 1.5
 EXIF_ORIENTATION = 0x0112
+EXIF_IFD = 0x8769
+EXIF_EXPOSURE = {"exposure_time": 0x829A, "f_number": 0x829D, "iso": 0x8827}  # ExposureTime, FNumber, ISOSpeedRatings
 # LibRaw's flip -> the EXIF orientation it stands for.
 _LIBRAW_FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
 CAMERA_SETTINGS = {
@@ -87,6 +94,30 @@ def exif_orientation(data: bytes) -> int:
     except (OSError, ValueError):
         return 1
     return value if value in _ORIENT else 1
+
+
+def exif_exposure(data: bytes) -> dict[str, float | None]:
+    """ExposureTime (s), FNumber and ISO of an encoded image's EXIF (None for each it lacks)."""
+    try:
+        ifd = Image.open(io.BytesIO(data)).getexif().get_ifd(EXIF_IFD)
+    except (OSError, ValueError):
+        ifd = {}
+    out = {}
+    for name, tag in EXIF_EXPOSURE.items():
+        value = ifd.get(tag)
+        value = value[-1] if isinstance(value, tuple) and value else value
+        try:
+            out[name] = float(value) if value is not None and float(value) > 0 else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            out[name] = None
+    return out
+
+
+def camera_capture(frame: RawFrame, rgb_data: bytes) -> CaptureMetadata | None:
+    """The RAW's as-shot white balance and the JPEG's EXIF exposure settings; None if the RAW records no white balance."""
+    if frame.wb is None or frame.wb_source == "unknown":
+        return None
+    return CaptureMetadata(wb=frame.wb, exposure_gain=None, source=f"camera (RAW as-shot white balance: {frame.wb_source}; JPEG EXIF)", **exif_exposure(rgb_data))
 
 
 def raw_orientation(frame: RawFrame) -> int:
@@ -183,18 +214,19 @@ class CameraRgb:
     def __init__(self, rgb):
         self.rgb = rgb if rgb == EMBEDDED else Path(rgb)
 
-    def _load(self, frame: RawFrame) -> tuple[np.ndarray, int, str]:
-        """(uint8 RGB as stored, its EXIF orientation, a name for messages)."""
+    def _load(self, frame: RawFrame) -> tuple[np.ndarray, bytes, str]:
+        """(uint8 RGB as stored, the encoded file, a name for messages)."""
         if self.rgb == EMBEDDED:
             data = embedded_preview(frame)
-            return _decode(data, f"{frame.source} (embedded preview)"), exif_orientation(data), f"{frame.source}'s embedded preview"
+            return _decode(data, f"{frame.source} (embedded preview)"), data, f"{frame.source}'s embedded preview"
         samples = read_rgb_samples(self.rgb)
         if samples.dtype != np.uint8:
             samples = np.round(samples / 257.0).astype(np.uint8)
-        return samples, exif_orientation(self.rgb.read_bytes()), str(self.rgb)
+        return samples, self.rgb.read_bytes(), str(self.rgb)
 
     def render(self, frame: RawFrame) -> Render:
-        stored, exif, name = self._load(frame)
+        stored, data, name = self._load(frame)
+        exif = exif_orientation(data)
         flip = raw_orientation(frame)
         rgb = unorient(orient(stored, exif), flip)  # the sensor's pixel order, as the RAW stores it
         raw_half = raw_luminance(frame)
@@ -233,7 +265,7 @@ class CameraRgb:
             "valid_box": [int(y0), int(x0), int(y1), int(x1)],
             "overlap": overlap,
         }
-        return Render(warped[y0:y1, x0:x1], (int(y0), int(x0)), alignment)
+        return Render(warped[y0:y1, x0:x1], (int(y0), int(x0)), alignment, camera_capture(frame, data))
 
     def settings(self) -> dict:
         return {"render": dict(CAMERA_SETTINGS)}

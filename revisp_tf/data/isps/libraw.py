@@ -17,6 +17,7 @@ import rawpy
 
 from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, white_balance, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, read_raw
+from revisp_tf.io.metadata import CaptureMetadata
 
 LIBRAW_SETTINGS = {
     "white_balance": "the file's camera gains (gray world where it has none), as user_wb",
@@ -96,6 +97,17 @@ def render_libraw(source, **raw_kwargs):
         raise RawReadError(f"{frame.source}: LibRaw failed to render it ({type(e).__name__}: {e})") from None
 
 
+def libraw_capture(frame: RawFrame) -> CaptureMetadata:
+    """The gains LibRaw applies with LIBRAW_SETTINGS: the white balance, and 1 / its smallest multiplier.
+
+    With highlights clipped LibRaw scales the multipliers so that the smallest is 1 (dcraw's
+    `scale_colors`): white balance (R, 1, B) with R or B under 1 also brightens by 1 / min. Its
+    auto-brightening is off, so that is its whole exposure gain.
+    """
+    wb, source = white_balance(frame)
+    return CaptureMetadata(wb=wb, exposure_gain=1.0 / min(wb[0] / wb[1], 1.0, wb[2] / wb[1]), source=f"libraw ({source} white balance)")
+
+
 class LibRaw:
     """The LibRaw ISP (see the module doc)."""
 
@@ -103,7 +115,7 @@ class LibRaw:
     jpeg_quality = 95
 
     def render(self, frame: RawFrame) -> Render:
-        return Render(render_libraw(frame))
+        return Render(render_libraw(frame), capture=libraw_capture(frame))
 
     def settings(self) -> dict:
         return {"render": dict(LIBRAW_SETTINGS)}

@@ -15,10 +15,15 @@ RawTherapee does not render the demosaic's border: its output lacks a few pixels
 `align.locate_render` scores every placement inside the mosaic (and 2 px beyond, as competitors)
 by gradient correlation. An odd offset loses one more row or column of the RGB so that the mosaic
 keeps its RGGB phase; the mosaic itself is never resampled.
+
+The gains it applies follow from the profile (`profile_capture`): its white balance setting
+(RawTherapee's neutral one, "Camera", applies the DNG's AsShotNeutral: the frame's white balance)
+and its exposure compensation (2^EV; none known when the profile asks for auto exposure).
 """
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import hashlib
 import os
@@ -29,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.data.align import render as align
-from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, write_frame_dng
+from revisp_tf.data.isps.common import Render, canonical_mosaic, describe, read_render, run_tool, white_balance, write_frame_dng
 from revisp_tf.data.raw_files import RawFrame, RawReadError, normalise
+from revisp_tf.io.metadata import CaptureMetadata
 from revisp_tf.tools import find_tool, tool_version
 
 DEFAULT_PROFILE = "Pop 2 Lab"
@@ -186,6 +192,30 @@ def inside_crop(image_shape, scale=1.0, rotation_deg=0.0, distortion=0.0, offset
     raise ValueError(f"no crop of a {h}x{w} image keeps the geometry inside it")
 
 
+def profile_settings(profile: Path | None) -> dict[str, dict[str, str]]:
+    """The sections of a .pp3 profile (none for NEUTRAL), keys as written."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    if profile is not None:
+        parser.read_string(Path(profile).read_text(errors="replace"))
+    return {s: dict(parser[s]) for s in parser.sections()}
+
+
+def profile_capture(profile: Path | None, frame: RawFrame) -> CaptureMetadata | None:
+    """The gains RawTherapee applies to `frame` under `profile`: the camera white balance and 2^Compensation.
+
+    None if the profile sets another white balance than the camera's (RawTherapee's neutral
+    "Camera"); exposure gain None if it asks for auto exposure.
+    """
+    sections = profile_settings(profile)
+    if sections.get("White Balance", {}).get("Setting", "Camera") != "Camera":
+        return None
+    exposure = sections.get("Exposure", {})
+    gain = None if exposure.get("Auto", "false") == "true" else 2.0 ** float(exposure.get("Compensation", "0"))
+    wb, source = white_balance(frame)
+    return CaptureMetadata(wb=wb, exposure_gain=gain, source=f"rawtherapee profile (camera white balance: {source})")
+
+
 def place_render(frame: RawFrame, rgb: np.ndarray) -> Render:
     """The render located on the frame's canonical mosaic and cropped to its RGGB phase (see the module doc)."""
     raw = canonical_mosaic(normalise(frame), frame.cfa)
@@ -221,7 +251,8 @@ class RawTherapee:
         self.profile_path = resolve_profile(self.profile)
 
     def render(self, frame: RawFrame) -> Render:
-        return place_render(frame, self.render_rgb(frame))
+        placed = place_render(frame, self.render_rgb(frame))
+        return dataclasses.replace(placed, capture=profile_capture(self.profile_path, frame))
 
     def render_rgb(self, frame: RawFrame) -> np.ndarray:
         """RawTherapee's uint8 render as it comes, before it is placed on the mosaic."""
