@@ -213,17 +213,28 @@ def prepare_gt_cmd(data_dir, sensor, layout, skip_bad, overwrite):
 @click.option("--batch-size", default=1, show_default=True, help="Tiles per model call.")
 @click.option("--stitch", is_flag=True, help="Rebuild AIM 2022 6x8 patch grids ({scene}_{k}) into full frames first.")
 @click.option("--jit", is_flag=True, help="Compile the tile computation with XLA.")
-def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, stitch, jit):
+@click.option("--metadata", "metadata", default="none", show_default=True, metavar="exif|FILE.json|none",
+              help="Each image's capture metadata (white balance, exposure): exif reads a camera JPEG's maker notes "
+                   "(exiftool, Debian libimage-exiftool-perl); FILE.json holds one capture object, or one per image stem.")
+@click.option("--wb", default=None, metavar="R,B", help="White balance of every input: red and blue multipliers over green's.")
+@click.option("--exposure-gain", default=None, type=float, metavar="G", help="Exposure gain of every input (with --wb or --metadata).")
+def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, stitch, jit, metadata, wb, exposure_gain):
     """Reconstruct RAW from RGB images (files or folders), any size, at full resolution."""
     from revisp_tf.infer.files import expand_inputs, reconstruct_files
     from revisp_tf.io.atomic import check_writable_dir
     from revisp_tf.io.images import check_rgb_files
+    from revisp_tf.io.metadata import capture_metadata_for, parse_wb
     from revisp_tf.isp.sensor import get_sensor
 
-    check_rgb_files(expand_inputs(inputs))  # every input, before any output is written
+    paths = expand_inputs(inputs)
+    check_rgb_files(paths)  # every input, before any output is written
+    captures = capture_metadata_for(paths, metadata, None if wb is None else parse_wb(wb), exposure_gain)
+    missing = [str(p) for p, c in captures.items() if c is None]
+    if metadata != "none" and missing:
+        click.echo(f"no capture metadata (white balance) in {len(missing)} file(s): {', '.join(missing)}", err=True)
     check_writable_dir(out_dir)
     written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor), tile=tile,
-                                overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit)
+                                overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit, metadata=captures)
     click.echo(f"{len(written)} file(s) written to {out_dir}")
 
 

@@ -145,10 +145,14 @@ def reconstruct_files(
     stitch: bool = False,
     jit_compile: bool = False,
     progress: bool = True,
+    metadata: dict | None = None,
 ) -> list[Path]:
     """Runs `model` on every input image (or on each stitched AIM 2022 frame) and writes the RAW files.
 
     With `progress`, frames done / total and, within a frame, tiles done / total are shown.
+    `metadata` maps input paths to their `io.metadata.CaptureMetadata` (or None): the DNG's
+    AsShotNeutral comes from the given white balance when there is one (a stitched frame: its
+    first patch's).
     """
     check_choice("output format", fmt, OUTPUT_FORMATS)
     paths = expand_inputs(inputs)
@@ -171,7 +175,9 @@ def reconstruct_files(
         if fmt == "npy":
             written.append(write_npy_bands(target, shape, bands, sensor))
         elif fmt == "dng":
-            written.append(write_dng_bands(target, shape, bands, sensor, rgb=rgb))
+            capture = (metadata or {}).get(Path(files[0]))
+            wb = None if capture is None else capture.wb
+            written.append(write_dng_bands(target, shape, bands, sensor, rgb=rgb, wb_gains=wb))
         else:
             written.append(write_png_bands(target, shape, bands))
     return written

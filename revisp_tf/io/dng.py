@@ -143,8 +143,15 @@ def fitted_colour(packed_rggb_units, sensor, rgb) -> CameraColour:
     return samples.fit()
 
 
-def _tag_colour(colour: CameraColour) -> tuple[np.ndarray, np.ndarray]:
-    """(wb_gains, color_matrix) arguments that write a fitted camera colour as AsShotNeutral and ColorMatrix1."""
+def _tag_colour(colour: CameraColour, wb_gains=None) -> tuple[np.ndarray, np.ndarray]:
+    """(wb_gains, color_matrix) arguments that write a fitted camera colour as AsShotNeutral and ColorMatrix1.
+
+    With `wb_gains` (the camera's recorded white balance), the fitted gains give way to it: the
+    camera -> sRGB transform is ccm @ diag(wb_gains), so AsShotNeutral is exactly 1 / wb_gains
+    (the ccm's rows sum to 1) and ColorMatrix1 keeps the fitted ccm.
+    """
+    if wb_gains is not None:
+        colour = CameraColour(colour.ccm, np.asarray(wb_gains, np.float64), colour.tiles)
     tags = dng_colour(colour.camera_to_srgb)
     return tags.wb_gains, tags.color_matrix
 
@@ -194,8 +201,9 @@ def write_dng(
       color_matrix: 3x3 XYZ -> camera matrix (ColorMatrix1, D65); default XYZ -> linear sRGB.
       rgb: the (2h, 2w, 3) sRGB image in [0, 1] the RAW was reconstructed from. Given, AsShotNeutral
         and ColorMatrix1 are fitted so that the RAW renders with this image's colours
-        (`color_fit.fit_camera_colour` on the stored values); not together with wb_gains or
-        color_matrix.
+        (`color_fit.fit_camera_colour` on the stored values); not together with color_matrix.
+        With wb_gains too (a white balance the camera recorded), AsShotNeutral is 1 / wb_gains
+        and ColorMatrix1 the fitted matrix under it.
       camera_model: UniqueCameraModel string.
     """
     path = Path(path)
@@ -207,12 +215,12 @@ def write_dng(
     mosaic = crop_to_pattern(unpack(restore_rank(x, rank)), CANONICAL_CFA, cfa).numpy()[..., 0]
     stored, black, white = _stored_mosaic(mosaic, sensor)
     if rgb is not None:
-        if wb_gains is not None or color_matrix is not None:
-            raise ValueError("rgb: the colour is fitted to it; give either rgb or wb_gains/color_matrix, not both")
+        if color_matrix is not None:
+            raise ValueError("rgb: the colour is fitted to it; give either rgb or color_matrix, not both")
         colour = fitted_colour(np.asarray(restore_rank(x, rank)), sensor, rgb)
         if colour.tiles == 0:
             logging.warning("%s: too few mid-tone pixels for a colour fit; the prior camera's matrix is written", path)
-        wb_gains, color_matrix = _tag_colour(colour)
+        wb_gains, color_matrix = _tag_colour(colour, wb_gains)
     tags = dng_tags(cfa, black, white, wb_gains, color_matrix, camera_model)
     with atomic_write(path) as tmp:
         tifffile.imwrite(tmp, stored, photometric=32803, metadata=None, extratags=tags)
@@ -234,15 +242,15 @@ def write_dng_bands(
 
     The file is created at its full size, each band's mosaic rows are written into it as the band
     comes, and with `rgb` the colour fitted to the rows (`fitted_colour`, its tiles gathered as
-    they pass) goes into ColorMatrix1 and AsShotNeutral at the end, in place; then the file is
+    they pass) goes into ColorMatrix1 and AsShotNeutral (1 / `wb_gains` when given) at the end, in place; then the file is
     renamed to `path`. Equal to `write_dng(path, frame, sensor, ...)` of the whole frame.
     """
     path = Path(path)
     h, w, c = shape
     if c != 4 or h < 1 or w < 1:
         raise ValueError(f"{path}: expected a packed bayer shape (h, w, 4), got {shape}")
-    if rgb is not None and (wb_gains is not None or color_matrix is not None):
-        raise ValueError("rgb: the colour is fitted to it; give either rgb or wb_gains/color_matrix, not both")
+    if rgb is not None and color_matrix is not None:
+        raise ValueError("rgb: the colour is fitted to it; give either rgb or color_matrix, not both")
     _, black, white = _stored_mosaic(np.zeros((1, 1, 4), np.float32), sensor)
     samples = _FitSamples(shape, sensor, rgb) if rgb is not None else None
     tags = dng_tags(CANONICAL_CFA, black, white, wb_gains, color_matrix, camera_model)
@@ -274,7 +282,7 @@ def write_dng_bands(
             colour = samples.fit()
             if colour.tiles == 0:
                 logging.warning("%s: too few mid-tone pixels for a colour fit; the prior camera's matrix is written", path)
-            gains, matrix = _tag_colour(colour)
+            gains, matrix = _tag_colour(colour, wb_gains)
             with tifffile.TiffFile(tmp, mode="r+") as tif:
                 tif.pages[0].tags[50721].overwrite(_color_matrix(matrix))  # same size: rewritten in place
                 tif.pages[0].tags[50728].overwrite(_as_shot_neutral(gains))

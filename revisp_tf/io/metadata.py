@@ -33,7 +33,6 @@ from revisp_tf.data.layout import META_NAME
 
 EXIFTOOL_MISSING = "exiftool not found: install Debian's libimage-exiftool-perl"
 EXIF_TAGS = ("RedBalance", "BlueBalance", "ExposureTime", "FNumber", "ISO")
-METADATA_CHOICES = ("exif", "none")  # or a .json file
 _EXIFTOOL_TIMEOUT_S = 120
 _FIELDS = ("wb", "exposure_gain", "exposure_time", "f_number", "iso", "source")
 

@@ -153,7 +153,7 @@ def test_rgb_argument_is_checked_and_nothing_is_written(tmp_path):
     cases = [
         (dict(rgb=np.zeros((16, 16, 3))), r"rgb: expected shape \(32, 32, 3\)"),
         (dict(rgb=np.full((32, 32, 3), 2.0)), r"rgb: expected values in \[0, 1\]"),
-        (dict(rgb=np.zeros((32, 32, 3)), wb_gains=(2, 1, 2)), "either rgb or wb_gains/color_matrix"),
+        (dict(rgb=np.zeros((32, 32, 3)), color_matrix=np.eye(3)), "either rgb or color_matrix"),
     ]
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
