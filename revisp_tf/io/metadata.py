@@ -127,6 +127,17 @@ def pairs_metadata(data_dir) -> dict[str, CaptureMetadata | None]:
     }
 
 
+def patch_captures(rgb_paths) -> list[CaptureMetadata | None]:
+    """The capture metadata of each patch `{scene}_{k}.jpg|png` from the meta.json beside it (None: no meta.json, scene or capture)."""
+    folders: dict[Path, dict] = {}
+    out = []
+    for p in map(Path, rgb_paths):
+        if p.parent not in folders:
+            folders[p.parent] = pairs_metadata(p.parent) if (p.parent / META_NAME).is_file() else {}
+        out.append(folders[p.parent].get(p.stem.rpartition("_")[0]))
+    return out
+
+
 def read_metadata_json(path) -> CaptureMetadata | dict[str, CaptureMetadata]:
     """A --metadata FILE.json: one capture object (for every input), or {image stem: capture object}."""
     path = Path(path)

@@ -27,7 +27,7 @@ from revisp_tf.data.isps import rawtherapee as rt
 from revisp_tf.data.isps.libraw import libraw_capture
 from revisp_tf.data.raw_files import read_raw
 from revisp_tf.io.dng import write_dng
-from revisp_tf.io.metadata import CaptureMetadata, pairs_metadata
+from revisp_tf.io.metadata import CaptureMetadata, pairs_metadata, patch_captures
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,9 @@ def test_make_pairs_records_the_capture_and_pairs_metadata_reads_it(synthetic_dn
         "source": "libraw (argument white balance)",
     }
     assert pairs_metadata(tmp_path) == {"synthetic-scene": CaptureMetadata((0.8, 1.0, 1.5), 1.25, "libraw (argument white balance)")}
+    patches = [tmp_path / "synthetic-scene_0.jpg", tmp_path / "synthetic-scene_5.jpg", tmp_path / "other_0.jpg"]
+    assert patch_captures(patches) == [pairs_metadata(tmp_path)["synthetic-scene"]] * 2 + [None]
+    assert patch_captures([tmp_path / "elsewhere" / "x_0.jpg"]) == [None]
     meta = json.loads((tmp_path / "meta.json").read_text())
     meta["scenes"]["synthetic-scene"]["capture"]["wb"] = [1.0, 1.0]
     (tmp_path / "meta.json").write_text(json.dumps(meta))
