@@ -34,7 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from revisp_tf.data.isps.camera import bilinear_demosaic
+from revisp_tf.isp.color_fit import srgb_to_linear
+from revisp_tf.isp.process import demosaic_bilinear
 from revisp_tf.isp.unprocess import default_params
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "imx135_intel_tau"
@@ -45,10 +46,6 @@ HIST_RANGE = (-1.5, 1.5)  # log-chroma range of the histogram (natural log)
 
 def srgb_encode(x):
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
-
-
-def srgb_decode(x):
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
 def load_frame(png: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -64,17 +61,15 @@ def render(camera_rgb: np.ndarray, wb: np.ndarray, ccm: np.ndarray) -> np.ndarra
     """Mosaic (RGGB), bilinear demosaic, white balance, auto exposure, CCM, sRGB curve, uint8."""
     h, w = (s // 2 * 2 for s in camera_rgb.shape[:2])
     cam = camera_rgb[:h, :w]
-    mosaic = np.zeros((h, w))
-    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = cam[0::2, 0::2, 0], cam[0::2, 1::2, 1]
-    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = cam[1::2, 0::2, 1], cam[1::2, 1::2, 2]
-    balanced = bilinear_demosaic(mosaic.astype(np.float32)).astype(np.float64) * wb
+    packed = np.stack([cam[0::2, 0::2, 0], cam[0::2, 1::2, 1], cam[1::2, 0::2, 1], cam[1::2, 1::2, 2]], axis=-1)
+    balanced = np.asarray(demosaic_bilinear(packed.astype(np.float32)), np.float64) * wb
     balanced /= max(np.quantile(balanced.max(axis=-1), 0.99), 1e-9)
     return np.round(255 * srgb_encode(np.clip(np.clip(balanced, 0, 1) @ ccm.T, 0, 1))).astype(np.uint8)
 
 
 def balanced_linear(rgb_u8: np.ndarray, ccm: np.ndarray) -> np.ndarray:
     """What a reverse ISP recovers from the render: the sRGB curve and the CCM undone, (N, 3)."""
-    return np.maximum(srgb_decode(rgb_u8.astype(np.float64) / 255.0).reshape(-1, 3) @ np.linalg.inv(ccm).T, 1e-6)
+    return np.maximum(srgb_to_linear(rgb_u8.astype(np.float64) / 255.0).reshape(-1, 3) @ np.linalg.inv(ccm).T, 1e-6)
 
 
 def log_chroma(rgb) -> np.ndarray:

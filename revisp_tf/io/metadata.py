@@ -25,13 +25,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
 from revisp_tf.data.layout import META_NAME
+from revisp_tf.tools import find_tool
 
-EXIFTOOL_MISSING = "exiftool not found: install Debian's libimage-exiftool-perl"
 EXIF_TAGS = ("RedBalance", "BlueBalance", "ExposureTime", "FNumber", "ISO")
 _EXIFTOOL_TIMEOUT_S = 120
 _FIELDS = ("wb", "exposure_gain", "exposure_time", "f_number", "iso", "source")
@@ -152,14 +151,6 @@ def read_metadata_json(path) -> CaptureMetadata | dict[str, CaptureMetadata]:
     raise ValueError(f"{path}: expected one capture object ({', '.join(_FIELDS)}) or a mapping of image stems to them")
 
 
-def exiftool() -> str:
-    """Path of exiftool, or FileNotFoundError naming the package."""
-    exe = shutil.which("exiftool")
-    if exe is None:
-        raise FileNotFoundError(EXIFTOOL_MISSING)
-    return exe
-
-
 def _number(value) -> float | None:
     """An ExifTool -n value: a number, or a string of numbers (Nikon's ISO "0 200": its last); None if neither."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -186,7 +177,7 @@ def read_exif(paths) -> dict[Path, CaptureMetadata | None]:
     paths = [Path(p) for p in paths]
     if not paths:
         return {}
-    cmd = [exiftool(), "-j", "-n", *(f"-{t}" for t in EXIF_TAGS), "--", *map(str, paths)]
+    cmd = [find_tool("exiftool"), "-j", "-n", *(f"-{t}" for t in EXIF_TAGS), "--", *map(str, paths)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_EXIFTOOL_TIMEOUT_S)
     try:
         records = json.loads(proc.stdout) if proc.stdout.strip() else []

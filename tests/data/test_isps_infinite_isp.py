@@ -10,7 +10,8 @@ same statistics window.
 """
 
 import json
-import shutil
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +22,8 @@ from data_gen import np_pack, np_unpack
 from test_pairs_darktable import SHIFTS, ref_best, ref_gradient_scores
 
 from revisp_tf.cli import main
-from revisp_tf.data import align, pairs
+from revisp_tf.data import pairs
+from revisp_tf.data.align import render as align
 from revisp_tf.data.isps import get_isp
 from revisp_tf.data.isps import infinite_isp as iisp
 from revisp_tf.data.isps.common import canonical_mosaic
@@ -34,7 +36,7 @@ BLACK, WHITE = 12, 255  # the 8-bit frames' levels (README of ../shared/realdata
 
 @pytest.fixture(scope="module")
 def checkout(realdata):
-    path = realdata.parent / "isps" / "infinite-isp"
+    path = Path(os.environ.get(iisp.ENV) or realdata.parent / "isps" / "infinite-isp")
     if not (path / "infinite_isp.py").is_file():
         pytest.skip(f"Infinite-ISP checkout not found at {path}")
     pytest.importorskip("fxpmath", reason="Infinite-ISP's dependencies: pip install 'revisp-tf[infinite-isp]'")
