@@ -110,7 +110,7 @@ def test_streamed_npy_is_not_left_half_written(tmp_path):
         write_npy_bands(tmp_path / "x.npy", (6, 5, 4), [(0, np.zeros((3, 5, 4), np.float32))], SAMSUNG_S7)
     assert not list(tmp_path.iterdir())
     path = write_npy_bands(tmp_path / "x.npy", (4, 5, 4), [(0, np.full((1, 5, 4), 0.25)), (1, np.ones((3, 5, 4)))], SAMSUNG_S7)
-    np.testing.assert_array_equal(np.load(path)[:, 0, 0], [256, 1024, 1024, 1024])
+    np.testing.assert_array_equal(np.load(path)[:, 0, 0], [256, 1023, 1023, 1023])  # 1.0 is the 10-bit files' 1023
 
 
 def test_global_stage_model_gets_its_frame_context_per_tile(tmp_path):
