@@ -1,4 +1,4 @@
-"""The AIM 2022 scorer (mv-lab/AISP scoring/evaluation.py + myssim.py), written from FACTS.md, not from revisp_tf."""
+"""The AIM 2022 scorer (mv-lab/AISP scoring/evaluation.py + myssim.py), written from that code, not from revisp_tf."""
 
 import numpy as np
 from scipy.ndimage import gaussian_filter

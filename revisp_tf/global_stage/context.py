@@ -4,7 +4,7 @@ Each pixel's context is computed once per *frame*: its position in the frame, a 
 view of the whole frame (local tone mapping and vignetting act at that scale, beyond what a crop
 sees) and the frame's colour statistics. A tile takes its slice (`context_window`), so tiles give
 the frame's own output. The library and the LiteRT runner (mobile/, beside LiteRT on a phone's
-CPU) share this module; `global_stage.context_window_tf` is its TF form for tf.data.
+CPU) share this module; `global_stage.layers.context_window_tf` is its TF form for tf.data.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ locally. Each colour c of the demosaiced RAW is
 with f_cj piecewise linear on `knots` evenly spaced knots over [0, 1] (hat functions), fitted by
 least squares with a ridge on second differences (smoothness), in closed form. The red curve
 is fitted on the packed R samples, green on both G samples, blue on B, each against the RGB at
-the same pixel, so a fit needs no demosaicing. Measured on real renders (FACTS.md): 48.7 dB on
+the same pixel, so a fit needs no demosaicing. Measured on real renders: 48.7 dB on
 LibRaw, 48.8 dB on darktable, held out within a frame.
 
 The same parameters initialise the in-graph global stage (`revisp_tf.global_stage.layers`).

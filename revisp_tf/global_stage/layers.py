@@ -174,7 +174,7 @@ class Correction(keras.layers.Layer):
 
     Inputs `[estimate (N, H, W, 3), net (N, H, W, 6)]`, the net's channels (gain, offset), each
     squashed by tanh to MAX_LOG_GAIN and MAX_OFFSET: local tone mapping and vignetting need gains
-    of about 0.8-1.3 (FACTS), and a bound keeps nets trained on one frame from wrecking the
+    of about 0.8-1.3, and a bound keeps nets trained on one frame from wrecking the
     estimate on a frame unlike it. A zero net output is no correction.
     """
 

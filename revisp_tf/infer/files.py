@@ -121,7 +121,7 @@ def frame_context_of(model, rgb: np.ndarray):
     """For a model with a 'context' input: its window function, from the whole frame's summary; None otherwise.
 
     The summary (blurred grid, colour statistics) is computed once on the whole frame; each tile's
-    context is then made for its window (`global_stage.context_window`, equal to slicing
+    context is then made for its window (`global_stage.context.context_window`, equal to slicing
     `frame_context`), so the (H, W, C) context of a large frame is never held.
     """
     if "context" not in [t.name for t in model.inputs]:

@@ -1,6 +1,6 @@
 """The inference-time form of a trained reverse ISP: the same output (to float rounding) for less work.
 
-Two exact rewrites of every U-Net of the model (FACTS.md, "Exact savings"):
+Two exact rewrites of every U-Net of the model:
 
 - **BatchNorm folded** into the conv before it: with s = gamma / sqrt(var + eps), the conv's
   kernel becomes kernel * s and its bias (bias - mean) * s + beta. Keras runs BatchNorm as its

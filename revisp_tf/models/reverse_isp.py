@@ -48,9 +48,9 @@ def build_reverse_isp(
     The mask is computed inside the graph. Use `training_model` for the intermediate outputs.
 
     `global_stage` "upi" or "fitted" (the weights are UPI's default camera until the trainer
-    fits them) puts the camera-fitted global stage (`global_stage.py`) before the U-Nets, which
+    fits them) puts the camera-fitted global stage (`revisp_tf.global_stage`) before the U-Nets, which
     then correct its estimate; the model's inputs are then `[rgb, context]`, the context from
-    `global_stage.frame_context` of the whole frame. `global_stage="none"` is the paper's model.
+    `global_stage.context.frame_context` of the whole frame. `global_stage="none"` is the paper's model.
     The "global" variant is the global stage alone.
     """
     check_variant(variant)

@@ -40,7 +40,7 @@ class ModelConfig:
     mask_threshold: typing.Optional[float] = None
     init_from: str = ""  # start from these weights: a .keras file of the same architecture, or "shipped"
     # none: the paper's nets | upi: a global stage starting as UPI's default camera | fitted: one fitted
-    # in closed form on the training pairs before the nets train (see models/global_stage.py)
+    # in closed form on the training pairs before the nets train (see revisp_tf/global_stage/)
     global_stage: str = "none"
     global_knots: int = 24  # knots of each curve of the global stage
     global_smoothness: float = 1e-3  # ridge on the curves' second differences in the closed-form fit

@@ -66,7 +66,7 @@ def test_fit_rejects_mismatched_inputs():
 
 @pytest.mark.slow
 def test_fit_on_a_real_libraw_render_within_the_frame(realdata, tmp_path):
-    """FACTS: a global fit reaches ~48.7 dB on a held-out LibRaw render; here P9 RAW_00019 (52.2 measured),
+    """A global fit reaches ~48.7 dB on a held-out LibRaw render (48.8 on darktable); here P9 RAW_00019 (52.2 measured),
     fitted on the even patches and scored on the odd ones. (RAW_00242, darker and noisier, reaches 42.8.)"""
     from revisp_tf.data.pairs import make_pairs_from_raw
     from revisp_tf.data.scan import scan_pairs
