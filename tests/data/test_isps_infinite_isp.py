@@ -98,7 +98,7 @@ def test_missing_checkout_is_one_line_naming_the_variable(tmp_path, monkeypatch)
 def test_missing_dependencies_name_the_extra(tmp_path, monkeypatch):
     (tmp_path / "infinite_isp.py").write_text("")
     monkeypatch.setenv(iisp.ENV, str(tmp_path))
-    monkeypatch.setattr(iisp, "DEPENDENCIES", ("fxpmath", "no_such_module_xyz"))
+    monkeypatch.setattr(iisp, "DEPENDENCIES", ("numpy", "no_such_module_xyz"))
     with pytest.raises(FileNotFoundError, match=r"missing \(no_such_module_xyz\): pip install 'revisp-tf\[infinite-isp\]'"):
         get_isp("infinite-isp", profile="c.yml")
 
