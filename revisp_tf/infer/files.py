@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from revisp_tf.checks import check_choice
@@ -32,7 +31,7 @@ from revisp_tf.io.atomic import atomic_write, scratch_file
 from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 from revisp_tf.io.dng import write_dng_bands
 from revisp_tf.io.images import ImageReadError, read_rgb_samples, write_png_rows
-from revisp_tf.isp.process import gray_world_gains, visualize_raw
+from revisp_tf.isp.process import frame_wb_gains, visualize_raw_uint8
 from revisp_tf.isp.sensor import SensorSpec
 
 _ROWS_PER_WRITE = 16
@@ -101,8 +100,7 @@ def write_png_bands(path: Path, shape: tuple[int, int, int], bands) -> Path:
                 written += len(rows)
         if written != h:
             raise RuntimeError(f"{path}: {written} of {h} rows were produced")
-        # The frame's gray-world gains, by visualize_raw's own rule, from its channel means.
-        gains = gray_world_gains(tf.constant((sums / (h * w)).reshape(1, 1, 1, 4), tf.float32)).numpy()[0]
+        gains = frame_wb_gains(sums / (h * w))  # the frame's gray-world gains, from its channel means
 
         def blocks():
             with open(scratch, "rb") as f:
@@ -111,8 +109,7 @@ def write_png_bands(path: Path, shape: tuple[int, int, int], bands) -> Path:
                     lo, hi = max(a - 1, 0), min(b + 1, h)
                     f.seek(lo * row_bytes)
                     units = np.fromfile(f, np.float32, (hi - lo) * w * 4).reshape(hi - lo, w, 4)
-                    rgb = visualize_raw(units, wb_gains=(gains[0], gains[2]))[2 * (a - lo) : 2 * (b - lo)]
-                    yield np.round(np.asarray(rgb) * 255.0).astype(np.uint8)  # as write_rgb rounds
+                    yield visualize_raw_uint8(units, wb_gains=gains)[2 * (a - lo) : 2 * (b - lo)]
 
         return write_png_rows(path, 2 * h, 2 * w, blocks())
 

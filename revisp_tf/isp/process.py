@@ -2,7 +2,8 @@
 
 Gains (exposure, brightening, white balance), clip, bilinear demosaic (for packed
 bayer input), camera -> sRGB colour matrix, clip, gamma 1/2.2, smoothstep tone curve.
-`visualize_raw` renders a RAW whose camera is unknown for TensorBoard and PNG output.
+`visualize_raw` renders a RAW whose camera is unknown for TensorBoard and PNG output;
+`visualize_raw_uint8` is the 8-bit picture `infer --format png` writes and the evaluation report shows.
 """
 
 from __future__ import annotations
@@ -103,3 +104,22 @@ def visualize_raw(packed, wb_gains=None):
     x = tf.clip_by_value(apply_gains(x, gains[:, tf.newaxis, tf.newaxis, :]), 0.0, 1.0)
     rgb = gamma(demosaic_bilinear(x), 1.0 / GAMMA)
     return restore_rank(tf.clip_by_value(rgb, 0.0, 1.0), rank)
+
+
+def frame_wb_gains(channel_means) -> tuple[float, float]:
+    """(red_gain, blue_gain) of a whole frame by `gray_world_gains`' rule, from its 4 packed channel means (float64)."""
+    means = tf.constant(np.reshape(np.asarray(channel_means, np.float64), (1, 1, 1, 4)), tf.float32)
+    gains = gray_world_gains(means).numpy()[0]
+    return float(gains[0]), float(gains[2])
+
+
+def channel_means(packed) -> np.ndarray:
+    """The 4 channel means of a packed frame (h, w, 4), summed in float64 as `infer` sums its bands."""
+    x = np.asarray(packed, np.float32)
+    return x.sum(axis=(0, 1), dtype=np.float64) / (x.shape[0] * x.shape[1])
+
+
+def visualize_raw_uint8(packed, wb_gains=None) -> np.ndarray:
+    """`visualize_raw` of one packed frame as 8-bit RGB, rounded as `write_rgb` rounds; the frame's own gains when None."""
+    gains = frame_wb_gains(channel_means(packed)) if wb_gains is None else wb_gains
+    return np.round(np.asarray(visualize_raw(packed, wb_gains=gains)) * 255.0).astype(np.uint8)
