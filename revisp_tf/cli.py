@@ -276,24 +276,32 @@ def export(model_path, out_path, variant, quantize, size, dynamic, calibration, 
 @click.option("--fit-data", type=click.Path(file_okay=False), help="Pairs (same layout and sensor) the fitted baseline is fitted on.")
 @click.option("--out", "out_json", default="report.json", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--skip-bad", is_flag=True, help="Leave out bad files (listed with reasons) instead of stopping.")
-def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data, out_json, skip_bad):
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Also write DIR/index.html: figures and pictures of where each method fails, one self-contained file.")
+def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data, out_json, skip_bad, report_dir):
     """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
     from pathlib import Path
 
-    from revisp_tf.io.atomic import check_output_file
+    from revisp_tf.io.atomic import check_output_file, check_writable_dir
     from revisp_tf.isp.sensor import get_sensor
+    from revisp_tf.report import REPORT_PAGE
     from revisp_tf.scoring.evaluate import run_eval
     from revisp_tf.scoring.scorer import format_table, write_report
 
     check_output_file(out_json)
+    if report_dir:
+        check_writable_dir(report_dir)
     model = None if no_model else _load_model(model_path)
+    about = {"data": data_dir, "model": "none" if no_model else model_path or "the shipped model", "sensor": sensor}
     report, skipped = run_eval(model, data_dir, get_sensor(sensor), layout=layout, baselines=[b for b in baselines.split(",") if b],
-                               fit_data=fit_data, skip_bad=skip_bad)
+                               fit_data=fit_data, skip_bad=skip_bad, report_dir=report_dir, about=about)
     for bad in skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
     write_report(report, out_json, Path(out_json).with_suffix(".csv"))
     click.echo(format_table(report))
     click.echo(f"report: {out_json} (per image: {Path(out_json).with_suffix('.csv')})")
+    if report_dir:
+        click.echo(f"html report: {Path(report_dir) / REPORT_PAGE}")
 
 
 if __name__ == "__main__":

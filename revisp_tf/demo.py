@@ -2,7 +2,7 @@
 
 1. synthetic (RGB, RAW) pairs from scikit-image's sample photos (Brooks et al. unprocessing);
 2. train `training/configs/demo.yaml` (dual U-Nets at small width, the paper's losses);
-3. evaluate it against the UPI and mosaic baselines on the held-out scenes;
+3. evaluate it against the UPI and mosaic baselines on the held-out scenes, with the HTML report;
 4. export it to TFLite and check it with LiteRT;
 5. reconstruct one RAW as DNG plus a visualised PNG.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 from pathlib import Path
-
-import numpy as np
 
 from revisp_tf.train.config import load_config
 
@@ -26,10 +24,11 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     from revisp_tf.export.convert import export_tflite
     from revisp_tf.io.dng import write_dng
     from revisp_tf.io.images import read_rgb, write_rgb
-    from revisp_tf.isp.process import visualize_raw
+    from revisp_tf.isp.process import visualize_raw_uint8
     from revisp_tf.isp.sensor import get_sensor
     from revisp_tf.models import predict_bayer
-    from revisp_tf.scoring import evaluate, scorer
+    from revisp_tf.report import evaluate_with_report
+    from revisp_tf.scoring import scorer
     from revisp_tf.train.train_lib import train
 
     out = Path(out_dir)
@@ -53,7 +52,9 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
 
     _, val_examples, _ = load_examples(cfg, run_dir)
     yield f"[3/5] evaluating on {len(val_examples)} held-out images (scenes never seen in training)"
-    report = evaluate.evaluate_pairs(val_examples, sensor, lambda rgb: predict_bayer(model, rgb), progress=False)
+    about = {"data": f"{len(val_examples)} held-out pairs (scenes never seen in training)", "model": str(model_path)}
+    report, page = evaluate_with_report(val_examples, sensor, out / "report", lambda rgb: predict_bayer(model, rgb),
+                                        progress=False, about=about)
     scorer.write_report(report, out / "report.json", out / "report.csv")
 
     yield "[4/5] exporting to TFLite and checking it with LiteRT"
@@ -65,7 +66,7 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     bayer = predict_bayer(model, rgb)
     stem = Path(val_examples[0].rgb).stem
     dng = write_dng(out / f"{stem}.dng", bayer, sensor, rgb=rgb)  # colour tags fitted to the input
-    png = write_rgb(out / f"{stem}_raw_visualised.png", np.asarray(visualize_raw(bayer)))
+    png = write_rgb(out / f"{stem}_raw_visualised.png", visualize_raw_uint8(bayer))  # as infer --format png draws it
 
     yield ""
     yield scorer.format_table(report)
@@ -75,3 +76,4 @@ def run_demo(out_dir, overrides=(), overwrite: bool = False):
     yield f"report      {out / 'report.json'}, {out / 'report.csv'}"
     yield f"raw         {dng}, {png}"
     yield f"tensorboard tensorboard --logdir {run_dir / 'tb'}"
+    yield f"html report {page}"

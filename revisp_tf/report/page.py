@@ -20,7 +20,7 @@ th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\2
 #about td{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{font-weight:600}.note{color:#666}
 """
 
-# Sorts the images table by the clicked header: numbers (data-num) by their data-v, names as text;
+# Sorts the images table by the clicked header: numbers (data-num) by their data-v, names in natural order (2_1 before 10_1);
 # an empty value (a PSNR over no pixel) stays last either way. First click ascending, then flips.
 _SORT_SCRIPT = """
 for (const th of document.querySelectorAll("#images th")) th.addEventListener("click", () => {
@@ -31,7 +31,7 @@ for (const th of document.querySelectorAll("#images th")) th.addEventListener("c
   body.append(...[...body.rows].sort((a, b) => {
     const x = key(a), y = key(b);
     if (x === "" || y === "") return (x === "") - (y === "");
-    const d = th.dataset.num ? x - y : x.localeCompare(y);
+    const d = th.dataset.num ? x - y : x.localeCompare(y, "en", {numeric: true});
     return up ? d : -d;
   }));
 });

@@ -69,12 +69,14 @@ def outline(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _figures_text(scores: dict) -> str:
-    def num(v, fmt):
-        return "-" if v is None or np.isnan(v) else format(v, fmt)
+    """The image's figures per method as a fixed-width table; a PSNR over no pixel (NaN) as "-"."""
+
+    def num(v, width: int, digits: int) -> str:
+        return "-".rjust(width) if v is None or np.isnan(v) else f"{v:{width}.{digits}f}"
 
     lines = [f"{'':<8}{'PSNR':>7}{'SSIM':>8}{'OE':>7}{'other':>7}"]
     for m, s in scores.items():
-        lines.append(f"{m[:8]:<8}{num(s['psnr'], '7.2f')}{num(s['ssim'], '8.4f')}{num(s['psnr_oe'], '7.2f')}{num(s['psnr_noe'], '7.2f')}")
+        lines.append(f"{m[:8]:<8}{num(s['psnr'], 7, 2)}{num(s['ssim'], 8, 4)}{num(s['psnr_oe'], 7, 2)}{num(s['psnr_noe'], 7, 2)}")
     return "\n".join(lines)
 
 

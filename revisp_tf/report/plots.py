@@ -20,7 +20,7 @@ def scatter_points(report: dict, baseline: str, key: str = "model") -> tuple[np.
 
 def scatter_png(report: dict, key: str = "model") -> tuple[bytes, dict[str, int]] | None:
     """Model PSNR against each of `SCATTER_AGAINST` evaluated, with the diagonal; the PNG and the win counts. None without them."""
-    against = [b for b in SCATTER_AGAINST if b in report and key in report]
+    against = [b for b in SCATTER_AGAINST if b in report and b != key] if key in report else []
     if not against:
         return None
     fig = Figure(figsize=(4.2 * len(against), 4.0), dpi=90, layout="constrained")
