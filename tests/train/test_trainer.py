@@ -45,7 +45,7 @@ def test_runs_logs_and_is_deterministic(tiny_pairs, tmp_path):
     assert lr[0] == pytest.approx(1e-3) and lr[-1] == pytest.approx(1e-4)  # the two phases
     val_tags = set(val_ev.Tags()["tensors"])
     assert {"challenge/psnr", "challenge/ssim", "challenge/psnr_oe", "challenge/psnr_noe"} <= val_tags
-    assert {"input_rgb", "mask", "raw_predicted", "raw_ground_truth"} <= val_tags
+    assert {"input_rgb", "mask", "raw_predicted", "raw_ground_truth", "panel"} <= val_tags
     psnr_logged = [float(tf.make_ndarray(e.tensor_proto)) for e in val_ev.Tensors("challenge/psnr")]
     assert psnr_logged == pytest.approx([h["psnr"] for h in first.history], abs=1e-4)
 
