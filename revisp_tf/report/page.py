@@ -100,11 +100,11 @@ def build_page(report: dict, key: str, order, panels: list[Panel], scatter, prof
         scatter_html = '<p class="note">No scatter: it needs the model and the upi or fitted baseline.</p>'
     else:
         scatter_html = _img(scatter[0], "image/png", "per-image PSNR: model against baselines")
-    subset = panels and panels[0].why
+    every_image = all(not p.why for p in panels)
     panel_note = (
+        f"All {n} images, worst first (by {key} PSNR)." if every_image else
         f"The {sum(p.why == 'worst' for p in panels)} worst, {sum(p.why == 'best' for p in panels)} best and "
         f"{sum(p.why == 'random' for p in panels)} random images of {n} (by {key} PSNR); the table lists all."
-        if subset else f"All {n} images, worst first (by {key} PSNR)."
     )
     figures = []
     for p in panels:
