@@ -27,12 +27,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
 from revisp_tf.data.synthetic import make_synthetic_pairs  # noqa: E402
-from revisp_tf.evaluate import evaluate_pairs  # noqa: E402
-from revisp_tf.io import read_rgb  # noqa: E402
+from revisp_tf.io.images import read_rgb  # noqa: E402
 from revisp_tf.isp.sensor import get_sensor  # noqa: E402
 from revisp_tf.models import predict_bayer  # noqa: E402
 from revisp_tf.models.inference_form import load_inference_model  # noqa: E402
 from revisp_tf.report import evaluate_with_report  # noqa: E402
+from revisp_tf.scoring.evaluate import evaluate_pairs  # noqa: E402
 from revisp_tf.weights import default_model_path  # noqa: E402
 
 
