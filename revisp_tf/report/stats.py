@@ -23,10 +23,11 @@ def bin_index(keys, edges) -> np.ndarray:
 
 def binned_sums(keys, values, edges) -> tuple[np.ndarray, np.ndarray]:
     """Sum of `values` and number of samples in each bin of `keys` (same shape), one entry per bin."""
-    idx = bin_index(keys, edges).ravel()
-    n = len(edges) - 1
-    sums = np.bincount(idx, weights=np.asarray(values, np.float64).ravel(), minlength=n)
-    return sums, np.bincount(idx, minlength=n)
+    return _sums(bin_index(keys, edges).ravel(), values, len(edges) - 1)
+
+
+def _sums(idx: np.ndarray, values, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.bincount(idx, weights=np.asarray(values, np.float64).ravel(), minlength=n), np.bincount(idx, minlength=n)
 
 
 def radius_map(h: int, w: int, y0: int = 0, x0: int = 0, frame_shape=None) -> np.ndarray:
@@ -52,10 +53,14 @@ class ErrorProfiles:
         """Adds one image: packed ground truth (h, w, 4), {method: packed prediction}, `radius_map` (h, w)."""
         gt = np.asarray(gt, np.float64)
         radius = np.broadcast_to(np.asarray(radius)[..., None], gt.shape)
+        bins = {  # each sample's bins, found once for all methods
+            "intensity": (bin_index(gt, INTENSITY_EDGES).ravel(), len(INTENSITY_EDGES) - 1),
+            "radius": (bin_index(radius, RADIUS_EDGES).ravel(), len(RADIUS_EDGES) - 1),
+        }
         for method, pred in preds.items():
             error = np.abs(np.asarray(pred, np.float64) - gt)
-            for curve, keys, edges in (("intensity", gt, INTENSITY_EDGES), ("radius", radius, RADIUS_EDGES)):
-                s, c = binned_sums(keys, error, edges)
+            for curve, (idx, n) in bins.items():
+                s, c = _sums(idx, error, n)
                 key = (curve, method)
                 self.sums[key] = self.sums.get(key, 0) + s
                 self.counts[key] = self.counts.get(key, 0) + c
