@@ -167,14 +167,25 @@ def reconstruct_files(
         check_even(rgb, files[0] if not stitch else f"scene {name}")
         options = dict(batch_size=batch_size, context=frame_context_of(model, rgb), progress=progress)
         bands = runner.bands(rgb, tile, overlap, **options)
-        shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
-        target = (out / name).with_suffix(f".{fmt}")
-        if fmt == "npy":
-            written.append(write_npy_bands(target, shape, bands, sensor))
-        elif fmt == "dng":
-            capture = (metadata or {}).get(Path(files[0]))
-            wb = None if capture is None else capture.wb
-            written.append(write_dng_bands(target, shape, bands, sensor, rgb=rgb, wb_gains=wb))
-        else:
-            written.append(write_png_bands(target, shape, bands))
+        capture = (metadata or {}).get(Path(files[0]))
+        wb = None if capture is None else capture.wb
+        written.append(write_frame(out / output_name(name, fmt), fmt, rgb, bands, sensor, wb=wb))
     return written
+
+
+def output_name(name: str, fmt: str) -> str:
+    """The file name of the RAW file of the input (or scene) `name` (a file's stem)."""
+    return Path(name).with_suffix(f".{fmt}").name
+
+
+def write_frame(target: Path, fmt: str, rgb: np.ndarray, bands, sensor: SensorSpec, *, wb=None) -> Path:
+    """Writes the RAW file of frame `rgb` in format `fmt` from its packed (first row, rows) bands, top to bottom.
+
+    `wb`: the capture's white balance, the DNG's AsShotNeutral (None: fitted to `rgb`).
+    """
+    shape = (rgb.shape[0] // 2, rgb.shape[1] // 2, 4)
+    if fmt == "npy":
+        return write_npy_bands(target, shape, bands, sensor)
+    if fmt == "dng":
+        return write_dng_bands(target, shape, bands, sensor, rgb=rgb, wb_gains=wb)
+    return write_png_bands(target, shape, bands)

@@ -44,6 +44,7 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # libjpeg's warnings about damaged image data (jerror.h JWRN_*); OpenCV prints them and carries on.
 _LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
 RAW_DTYPES = ("uint16", "float16", "float32", "float64")
+RGB_EXPECTED = "a JPEG or PNG image"
 DEFAULT_MAX_PIXELS = 64_000_000
 _limits = {"max_pixels": DEFAULT_MAX_PIXELS}
 
@@ -64,10 +65,18 @@ def set_max_pixels(pixels: int) -> None:
     _limits["max_pixels"] = int(pixels)
 
 
-def _read_bytes(path: Path, expected: str) -> bytes:
-    """File contents, or ImageReadError for a missing, unreadable or empty file."""
+def read_file_bytes(path, expected: str, opener=None) -> bytes:
+    """File contents, or ImageReadError for a missing, unreadable or empty file.
+
+    `opener` (path -> binary file object, e.g. Beam's `FileSystems.open`) reads other file systems
+    (gs://, s3://); without it `path` is a local file.
+    """
     try:
-        data = path.read_bytes()
+        if opener is None:
+            data = Path(path).read_bytes()
+        else:
+            with opener(path) as f:
+                data = f.read()
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read ({e.strerror or e}); expected {expected}") from None
     if not data:
@@ -158,8 +167,12 @@ def read_rgb_samples(path) -> np.ndarray:
     A quarter of `read_rgb`'s memory for 8-bit images: what full-frame inference keeps.
     """
     path = Path(path)
-    expected = "a JPEG or PNG image"
-    data = _read_bytes(path, expected)
+    return decode_rgb_samples(read_file_bytes(path, RGB_EXPECTED), path)
+
+
+def decode_rgb_samples(data: bytes, path) -> np.ndarray:
+    """`read_rgb_samples` of a file's contents (from `read_file_bytes`); `path` names the file in errors."""
+    expected = RGB_EXPECTED
     jpeg = data.startswith(_JPEG_MAGIC)
     if jpeg:
         size, complete = _jpeg_header(data)
@@ -264,7 +277,7 @@ def read_raw_npy(path, expected_shape=None) -> np.ndarray:
     """Reads a packed bayer .npy: (h, w, 4), uint16 or float, finite; None in `expected_shape` matches any size."""
     path = Path(path)
     expected = "a .npy file holding a packed bayer array of shape (h, w, 4), dtype uint16 or float"
-    data = _read_bytes(path, expected)
+    data = read_file_bytes(path, expected)
     if not data.startswith(b"\x93NUMPY"):
         raise ImageReadError(f"{path}: not a NumPy .npy file; expected {expected}")
     try:
