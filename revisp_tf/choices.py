@@ -18,6 +18,10 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # `revisp-tf infer --format` and `revisp-tf eval --baselines` ("fitted": the camera-fitted global
 # inverse, fitted on given pairs).
 OUTPUT_FORMATS = ("npy", "dng", "png")
+# `revisp-tf convert --format` (tfrecord: shards of tf.train.Example records) and `--metadata` (the
+# capture metadata given to the model: none yet).
+CONVERT_FORMATS = ("npy", "dng", "tfrecord")
+CONVERT_METADATA = ("none",)
 BASELINES = ("upi", "mosaic", "fitted")
 DEFAULT_BASELINES = ("upi", "mosaic")
 # `revisp-tf export`.

@@ -11,6 +11,8 @@ import click  # noqa: E402
 
 from revisp_tf import __version__  # noqa: E402
 from revisp_tf.choices import (  # noqa: E402
+    CONVERT_FORMATS,
+    CONVERT_METADATA,
     FLOAT_PARTS,
     LAYOUTS,
     OUTPUT_FORMATS,
@@ -18,6 +20,7 @@ from revisp_tf.choices import (  # noqa: E402
     RGB_FORMATS,
     VARIANTS,
 )
+from revisp_tf.convert import MAX_EXIT_STATUS  # noqa: E402
 from revisp_tf.data.isps import ISPS  # noqa: E402
 from revisp_tf.infer.tiling import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: E402
 
@@ -236,6 +239,55 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
     written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor), tile=tile,
                                 overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit, metadata=captures)
     click.echo(f"{len(written)} file(s) written to {out_dir}")
+
+
+class _BeamCommand(_Command):
+    """A command whose arguments after `--` are Apache Beam's pipeline options (in ctx.meta["beam_args"])."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            cut = args.index("--")
+            args, ctx.meta["beam_args"] = args[:cut], args[cut + 1 :]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_BeamCommand)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, help="Output folder: local, or gs:// / s3:// with Beam's extras for them.")
+@click.option("--model", "model_path", help="A .keras model, local or gs:// / s3:// [default: the shipped model].")
+@click.option("--format", "fmt", default="npy", show_default=True, type=click.Choice(CONVERT_FORMATS),
+              help="npy and dng: one file per input, as `infer` writes them; tfrecord: shards of tf.train.Example "
+                   "records (the packed bayer as uint16, its shape, CFA, levels, the RGB path).")
+@click.option("--sensor", default="s7", show_default=True, help="Levels and normaliser of the output RAW.")
+@click.option("--tile", default=512, show_default=True, help="Tile side in px.")
+@click.option("--overlap", default=64, show_default=True, help="Overlap of neighbouring tiles in px.")
+@click.option("--batch-size", default=1, show_default=True, help="Tiles per model call.")
+@click.option("--metadata", default="none", show_default=True, type=click.Choice(CONVERT_METADATA),
+              help="Capture metadata (white balance, exposure) given to the model: none for now.")
+@click.pass_context
+def convert(ctx, inputs, out_dir, model_path, fmt, sensor, tile, overlap, batch_size, metadata):
+    """Convert whole datasets to RAW with an Apache Beam pipeline; rerun the same command to resume.
+
+    INPUTS: image files, folders, globs ('data/**/*.jpg', quoted) or .txt files listing paths.
+    Apache Beam's pipeline options go after `--`; by default the DirectRunner runs one worker
+    per core (e.g. `-- --direct_num_workers 4`, or `-- --runner DataflowRunner --project ...`).
+    Inputs that cannot be read go to OUT/dead_letter.txt and the rest carry on; the exit
+    status is the number that failed (at most 100).
+    """
+    from revisp_tf.convert import require_beam
+
+    require_beam()
+    from revisp_tf.convert.pipeline import ConvertConfig, convert as run_conversion
+
+    config = ConvertConfig(fmt, sensor, tile, overlap, batch_size, metadata)
+    report = run_conversion(inputs, out_dir, model_path=model_path, config=config, beam_args=ctx.meta.get("beam_args", ()),
+                            on_progress=lambda progress: click.echo(f"convert: {progress.line()}", err=True))
+    for line in report.failures[:10]:
+        click.echo(f"failed: {line}", err=True)
+    click.echo(f"{report.progress.line()}\nmanifest: {report.manifest}\ndead letter: {report.dead_letter} "
+               f"({len(report.failures)} line(s))\nBeam's log: {report.log}")
+    if report.failures:
+        sys.exit(min(len(report.failures), MAX_EXIT_STATUS))
 
 
 @main.command()
