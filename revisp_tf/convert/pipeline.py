@@ -145,8 +145,11 @@ class ReadFrame(beam.DoFn):
     def process(self, path: str):
         output = None if self.fmt == "tfrecord" else output_names([path], self.fmt)[path]
         if output and self.store.exists(self.store.path(output)) and self.store.exists(self.store.fragment(output)):
-            beam.metrics.Metrics.counter(_NAMESPACE, "skipped").inc()
-            return  # committed by an earlier run of this bundle
+            beam.metrics.Metrics.counter(_NAMESPACE, "skipped").inc()  # committed by an earlier run of this bundle
+        else:
+            yield self._read(path, output)
+
+    def _read(self, path: str, output: str | None):
         started = time.time()
         try:
             if FileSystems.get_scheme(path) is None:
@@ -159,9 +162,8 @@ class ReadFrame(beam.DoFn):
             check_even(rgb, name)
         except ImageReadError as e:
             beam.metrics.Metrics.counter(_NAMESPACE, "failed").inc()
-            yield beam.pvalue.TaggedOutput(_FAILED, (path, str(e)))
-            return
-        yield handlers.Frame(path, output, hashlib.sha256(data).hexdigest(), rgb, started)
+            return beam.pvalue.TaggedOutput(_FAILED, (path, str(e)))
+        return handlers.Frame(path, output, hashlib.sha256(data).hexdigest(), rgb, started)
 
 
 class RecordFailure(beam.DoFn):
