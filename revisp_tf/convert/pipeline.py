@@ -357,8 +357,8 @@ def convert(inputs, out, *, model_path: str | None = None, config: ConvertConfig
     paths = list(dict.fromkeys(expand(inputs)))  # each input once
     names = output_names(paths, config.fmt) if config.fmt != "tfrecord" else {}
     with handlers.local_model_file(model_path) as local:
-        model_sha256 = sha256(Path(local))
         runner = handlers.load_runner(local)  # a bad model file, tile or overlap: one error before any worker starts
+        model_sha256 = sha256(Path(local))
     handlers.run_frame(runner, np.zeros((runner.align, runner.align, 3), np.uint8), config.tile, config.overlap, config.batch_size)
     if store.local:
         check_writable_dir(out)
