@@ -277,7 +277,7 @@ def _log_to(path: str):
     saved = os.dup(2)
     terminal = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb"), line_buffering=True)
     old_stderr = sys.stderr
-    with open(path, "ab") as log:
+    with open(path, "wb") as log:
         os.dup2(log.fileno(), 2)
     sys.stderr = terminal
     try:
@@ -303,7 +303,8 @@ class _Counter:
         self.start = time.time()
 
     def __call__(self) -> Progress:
-        new = [f for f, t in self.store.listing(self.store.state("done"), ".json").items() if t >= self.start - 1]
+        since = self.start - 1.0  # a second of slack for the clock of a remote store
+        new = [f for f, t in self.store.listing(self.store.state("done"), ".json").items() if t >= since]
         if self.fmt == "tfrecord":  # a fragment per shard: count its lines
             converted = sum(len(self.store.read_text(self.store.state("done", f)).splitlines()) for f in new)
         else:
