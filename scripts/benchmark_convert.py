@@ -15,8 +15,8 @@ Every row is the command a user runs, in a fresh process, `--format npy`, defaul
 with the shipped model (dual net with a global stage) on --frames frames, then with an identity
 model (the mosaic of the input: reading, tiling and writing, no network) on --identity-frames.
 Per row: the wall time end to end (Python start, TensorFlow import, model load, Beam's workers
-included); the steady cost per image, (last output's mtime - first output's) / (frames - 1),
-which leaves the start-up out; and the fixed cost, wall - frames x steady cost. On the identity
+included); the steady cost per image, (last output's mtime - first output's) / (frames - workers),
+which leaves the start-up out (each worker's first output ends its start); and the fixed cost, wall - frames x steady cost. On the identity
 model, convert's steady and fixed costs minus infer's are Beam's own. Each figure is the median
 of --repeats runs, the rows of a repeat one after another so that they share the machine's load.
 convert's outputs are checked byte-equal to infer's.
@@ -83,7 +83,8 @@ def run(row: str, workers: int | None, frames: list[Path], model: Path | None, o
     if proc.returncode:
         raise SystemExit(f"{row} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     written = sorted(p.stat().st_mtime for p in out.glob("*.npy"))
-    return seconds, (written[-1] - written[0]) / (len(written) - 1)
+    # From the first output to the last: each of the k workers' first output starts its steady run.
+    return seconds, (written[-1] - written[0]) / (len(written) - (workers or 1))
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -119,12 +120,12 @@ def table(title: str, rows: dict[str, tuple[float, float]], n: int) -> dict[str,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--frames", type=int, default=4, help="12 MP frames per run with the shipped model (at least 2)")
+    p.add_argument("--frames", type=int, default=4, help="12 MP frames per run with the shipped model (at least 3)")
     p.add_argument("--identity-frames", type=int, default=16, help="12 MP frames per run with the identity model")
     p.add_argument("--repeats", type=int, default=2, help="runs of each row; the median is reported")
     args = p.parse_args()
-    if min(args.frames, args.identity_frames) < 2:
-        p.error("--frames, --identity-frames: at least 2 (the steady cost is the time between the first and last output)")
+    if min(args.frames, args.identity_frames) < 3:
+        p.error("--frames, --identity-frames: at least 3 (the steady cost is the time between the first and last output)")
     with tempfile.TemporaryDirectory(prefix="benchmark-convert-") as tmp:
         work = Path(tmp)
         (work / "frames").mkdir()

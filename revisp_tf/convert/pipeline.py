@@ -194,6 +194,9 @@ class WriteRaw(beam.DoFn):
         beam.metrics.Metrics.counter(_NAMESPACE, "converted").inc()
         yield 1
 
+    def teardown(self):
+        self.store.remove_scratch()
+
 
 class WriteShards(beam.DoFn):
     """PredictionResults -> TFRecord shards of about SHARD_BYTES, each committed (fragment, then shard) as it fills."""
@@ -234,6 +237,9 @@ class WriteShards(beam.DoFn):
         count = len(self._entries)
         self._reset()
         return count
+
+    def teardown(self):
+        self.store.remove_scratch()
 
 
 def _fragment_lines(output: str, store: Store) -> list[str]:

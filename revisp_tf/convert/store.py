@@ -112,6 +112,12 @@ class Store:
             self._scratch = tempfile.mkdtemp(prefix="revisp-convert-")
         return Path(self._scratch) / name
 
+    def remove_scratch(self) -> None:
+        """Removes this worker's local folder of staged outputs (a remote DIR's), once it is done."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
     def publish(self, staged: Path, name: str) -> str:
         """Moves a staged output into DIR as `name` (atomic); returns its path."""
         target = self.path(name)
