@@ -44,8 +44,8 @@ ROWS = (("infer", None), ("convert, 1 worker", 1), ("convert, 2 workers", 2))
 
 def write_frames(folder: Path, count: int) -> str:
     """`count` 12 MP JPEG frames in `folder`; returns where they come from."""
-    from revisp_tf.inference import stitch_patches
-    from revisp_tf.io import write_rgb
+    from revisp_tf.infer.aim22 import stitch_patches
+    from revisp_tf.io.images import write_rgb
 
     if S7.is_dir():
         scenes = [stitch_patches([S7 / f"{s}_{k}.jpg" for k in range(48)]) for s in S7_SCENES]

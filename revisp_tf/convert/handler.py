@@ -21,9 +21,9 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from revisp_tf.inference import TiledInference
+from revisp_tf.infer.tiled import TiledInference
 from revisp_tf.models.inference_form import load_inference_model
-from revisp_tf.reconstruct import frame_context_of
+from revisp_tf.infer.files import frame_context_of
 from revisp_tf.weights import default_model_path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
 
-from revisp_tf.reconstruct import expand_inputs, output_name
+from revisp_tf.infer.files import expand_inputs, output_name
 
 LIST_SUFFIX = ".txt"
 _GLOB = re.compile(r"[*?\[]")

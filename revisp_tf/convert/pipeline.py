@@ -53,18 +53,17 @@ from revisp_tf.convert.inputs import expand, output_names
 from revisp_tf.convert.store import DEAD_LETTER, MANIFEST, Store
 from revisp_tf.convert.tfrecord import SUFFIX as TFRECORD_SUFFIX
 from revisp_tf.convert.tfrecord import raw_example
+from revisp_tf.io.atomic import check_writable_dir, remove_stale_temporaries
 from revisp_tf.io.images import (
     RGB_EXPECTED,
     ImageReadError,
-    check_writable_dir,
     decode_rgb_samples,
     max_pixels,
     read_file_bytes,
-    remove_stale_temporaries,
     set_max_pixels,
 )
 from revisp_tf.isp.sensor import SensorSpec, get_sensor
-from revisp_tf.reconstruct import check_even, write_frame
+from revisp_tf.infer.files import check_even, write_frame
 from revisp_tf.weights import sha256
 
 SHARD_BYTES = 256 << 20  # a TFRecord shard is closed once it holds this much

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
 
-from revisp_tf.io.images import atomic_write
+from revisp_tf.io.atomic import atomic_write
 
 MANIFEST = "manifest.jsonl"
 DEAD_LETTER = "dead_letter.txt"

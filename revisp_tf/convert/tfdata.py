@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from revisp_tf.frame_context import CONTEXT_CHANNELS, frame_context
+from revisp_tf.global_stage.context import CONTEXT_CHANNELS, frame_context
 
 _SAMPLE_MAX = {tf.uint8: 255.0, tf.uint16: 65535.0}
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from revisp_tf.cli import main
-from revisp_tf.io import write_rgb
+from revisp_tf.io.images import write_rgb
 from revisp_tf.models import build_reverse_isp
 from tests.lively import enliven
 

@@ -13,7 +13,7 @@ from revisp_tf.cli import main  # noqa: E402
 from revisp_tf.convert import BEAM_MISSING  # noqa: E402
 from revisp_tf.convert.inputs import expand, output_names  # noqa: E402
 from revisp_tf.convert.store import Store  # noqa: E402
-from revisp_tf.io import write_rgb  # noqa: E402
+from revisp_tf.io.images import write_rgb  # noqa: E402
 from revisp_tf.models import build_reverse_isp  # noqa: E402
 from revisp_tf.weights import sha256  # noqa: E402
 

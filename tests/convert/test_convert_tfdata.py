@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 
 from revisp_tf.convert.tfdata import raw_fn, unit_rgb, with_raw
-from revisp_tf.inference import TiledInference
-from revisp_tf.io import write_rgb
+from revisp_tf.infer.tiled import TiledInference
+from revisp_tf.io.images import write_rgb
 from revisp_tf.io.images import read_rgb, read_rgb_samples
 from revisp_tf.models import build_reverse_isp
 from revisp_tf.models.inference_form import load_inference_model
-from revisp_tf.reconstruct import frame_context_of
+from revisp_tf.infer.files import frame_context_of
 from revisp_tf.weights import default_model_path
 from tests.lively import enliven
 
