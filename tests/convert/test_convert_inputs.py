@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e '.[test]' brings it)")
+pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e '.[test,beam]' runs these tests)")
 
 from revisp_tf.cli import main  # noqa: E402
 from revisp_tf.convert import BEAM_MISSING  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e '.[test]' brings it)")
+pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e '.[test,beam]' runs these tests)")
 
 from revisp_tf.convert.tfrecord import read_records  # noqa: E402
 from revisp_tf.isp.sensor import SAMSUNG_S7  # noqa: E402
