@@ -24,13 +24,14 @@ Reported per row:
 - step s: seconds of the epoch's steps (the first step traces the step function).
 A watchdog samples the child's RSS and kills it above --limit-gib; the row then says so.
 
-Data: 18 real AIM 2022 S7 camera JPEGs (../shared/realdata/aim22_s7_rgb, scene 78, k = 0..17; 2
-more for validation) and, for the P20 config, 18 + 2 real P20 JPEGs. No RAW of those exists
-here: each RAW is the classical inverse ISP of its JPEG (revisp_tf.isp.unprocess, default
-camera), mosaiced and stored in the sensor's units (a step's memory does not depend on the
-RAW's values). demo.yaml and shipped_synthetic.yaml read 48 synthetic pairs as a folder instead
-of generating 192 / 384 in every run. Without ../shared, synthetic pairs at the paper's sizes
-(504 and 496 px) stand in, and the report says so.
+Data: 18 real AIM 2022 S7 camera JPEGs (aim22_s7_rgb of the real-data folder, revisp_tf.realdata:
+$REVISP_REALDATA or ../shared/realdata; scene 78, k = 0..17; 2 more for validation) and, for the
+P20 config, 18 + 2 real P20 JPEGs. No RAW of those exists here: each RAW is the classical inverse
+ISP of its JPEG (revisp_tf.isp.unprocess, default camera), mosaiced and stored in the sensor's
+units (a step's memory does not depend on the RAW's values). demo.yaml and shipped_synthetic.yaml
+read 48 synthetic pairs as a folder instead of generating 192 / 384 in every run. Without the
+real-data folder, synthetic pairs at the paper's sizes (504 and 496 px) stand in, and the report
+says so.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from revisp_tf.realdata import realdata_dir
+
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
+REALDATA = realdata_dir()
 CONFIGS = REPO / "training" / "configs"
 PAPER = "paper_s7_dual.yaml"
 GIB = 2**30
@@ -102,7 +105,7 @@ def prepare_data(root: Path) -> dict:
             make_synthetic_pairs(train, count=TRAIN_PATCHES, seed=0, patch=size)
             make_synthetic_pairs(val, count=VAL_PATCHES, seed=1, patch=size)
             sensor = PROJECT_10BIT
-            what = f"{TRAIN_PATCHES} + {VAL_PATCHES} synthetic {size} px pairs (../shared/realdata absent)"
+            what = f"{TRAIN_PATCHES} + {VAL_PATCHES} synthetic {size} px pairs (no real-data folder)"
         for d in (train, val):
             prepare_gt(d, sensor, progress=False)
         folders[key] = {"train": str(train), "val": str(val), "sensor": sensor.name, "what": what}

@@ -12,9 +12,10 @@ the config (--config, its first phase's loss):
   recompute   sequential with `runtime.recompute: true`.
 Each is traced and run once untimed, then the three are timed in turn, --repeats rounds, so
 they share the machine's load; the figure is the median. The batch is real S7 camera JPEG crops
-(../shared/realdata/aim22_s7_rgb, scene 78, with overexposed skies) with their classical
-inverse ISP as ground truth; random images of the same size when ../shared is absent (the
-report says which). Exit status 1 if the sequential step is more than 10 % slower than joint.
+(aim22_s7_rgb of the real-data folder, revisp_tf.realdata; scene 78, with overexposed skies) with
+their classical inverse ISP as ground truth; random images of the same size when that folder is
+absent (the report says which). Exit status 1 if the sequential step is more than 10 % slower
+than joint.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+from revisp_tf.realdata import realdata_dir
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
+REALDATA = realdata_dir()
 SLOWER_ALLOWED = 0.10
 
 
@@ -47,12 +50,12 @@ def sample_batch(batch: int, crop: int, context: bool) -> tuple[dict, str]:
         what = f"real S7 crops (scene 78), {crop} px"
     else:
         rgb = np.random.default_rng(0).random((batch, crop, crop, 3))
-        what = f"random {crop} px images (../shared/realdata absent)"
+        what = f"random {crop} px images (no real-data folder)"
     rgb = rgb.astype(np.float32)
     demosaiced = unprocess(rgb, default_params()).numpy()
     out = {"rgb": rgb, "demosaiced": demosaiced, "raw": mosaic(demosaiced).numpy()}
     if context:
-        from revisp_tf.frame_context import frame_context
+        from revisp_tf.global_stage.context import frame_context
 
         out["context"] = np.stack([frame_context(x) for x in rgb])
     return out, what

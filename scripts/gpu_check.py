@@ -9,7 +9,7 @@ second) and times the steps it traced there (SGD, the check's sizes) for section
 timings and memory mean nothing. A checked line ends in OK or FAIL; the exit status is 1 on any FAIL.
 
 1. Agreement. From the same weights and the same batch (--check-batch crops per device of
-   --check-crop px of real S7 JPEGs, ../shared/realdata/aim22_s7_rgb scene 78 with overexposed
+   --check-crop px of real S7 JPEGs, aim22_s7_rgb scene 78 of the real-data folder, with overexposed
    skies; random images when that is absent), one step of the trainer's own step function
    (`trainer.distributed_step`: the dual nets in turn, the paper loss MS-SSIM-L1 + LPIPS + L2)
    with plain SGD at learning rate 1, so that the change of the weights IS the gradient, in

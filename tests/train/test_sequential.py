@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from revisp_tf.frame_context import frame_context
+from revisp_tf.global_stage.context import frame_context
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.unprocess import default_params, unprocess
 from revisp_tf.losses.lpips import LPIPSAlex
