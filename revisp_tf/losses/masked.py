@@ -79,7 +79,7 @@ def _lpips_per_example(lpips_fn, x, y):
         from revisp_tf.losses.lpips import (
             lpips_distance as lpips_fn,  # lazy: loads AlexNet weights
         )
-    d = tf.convert_to_tensor(lpips_fn(x, y), tf.float32)
+    d = tf.cast(lpips_fn(x, y), tf.float32)  # float16 from an LPIPS net computing in mixed precision
     if d.shape.rank == 0:
         raise ValueError("lpips_fn must return per-example distances with a leading batch axis, got a scalar")
     return per_example_mean(d)

@@ -71,3 +71,12 @@ def build_unet(
     x = CropLike(multiple, name="crop")([x, inputs])
     outputs = Clamp01(name="clamp")(x) if clamp else x
     return keras.Model(inputs, outputs, name=name)
+
+
+def level_ends(unet: keras.Model) -> list:
+    """The symbolic outputs of each level of a `build_unet` net, in call order: encoder levels 1..depth+1,
+    then decoder levels depth..1 (the tensors a level-by-level recomputation keeps)."""
+    names = {layer.name for layer in unet.layers}
+    depth = sum(1 for n in names if n.startswith("pool"))
+    ends = [f"enc{k}b_relu" for k in range(1, depth + 2)] + [f"dec{k}b_relu" for k in range(depth, 0, -1)]
+    return [unet.get_layer(name).output for name in ends]

@@ -101,6 +101,10 @@ class RuntimeConfig:
     log_every_steps: int = 10
     steps_per_epoch: int = 0  # 0: one pass over the training set
     jit_compile: bool = False  # XLA-compile the training step (then not bit-reproducible: XLA has no deterministic MaxPool gradient)
+    # dual: forward and backward of one net, then the other, then one update (the same gradients, one net's
+    # activations in memory), wherever the losses separate (see train/objectives.py net_objectives); false: both at once
+    sequential_nets: bool = True
+    recompute: bool = False  # recompute each U-Net level's activations in the backward pass: less memory, more time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +192,8 @@ def _validate(cfg: ExperimentConfig) -> None:
         raise ConfigError("optim.phases: need at least one phase (only the global variant can be fitted alone)")
     if cfg.model.variant == "global" and cfg.model.global_stage == "none":
         raise ConfigError("model.global_stage: the global variant is the global stage alone; choose upi or fitted")
+    if cfg.runtime.recompute and cfg.model.variant == "global":
+        raise ConfigError("runtime.recompute: the global variant has no U-Net whose activations could be recomputed")
     if cfg.model.variant == "baseline" and cfg.model.global_stage != "none":
         raise ConfigError("model.global_stage: the baseline variant (the paper's plain U-Net) takes no global stage")
     q = cfg.data.jpeg_quality

@@ -23,6 +23,35 @@ def _with_refinement(terms: dict, outputs, batch, cfg: ExperimentConfig) -> dict
     return terms
 
 
+def _dual_terms(cfg: ExperimentConfig, loss_name: str, lpips_fn=None) -> dict:
+    """Each dual net's own term, `fn(outputs, batch) -> (N,)`: the "oe" term reads only `outputs["oe"]`
+    and the mask, the "noe" term only `outputs["noe"]` and the mask (paper loss or L2 phase)."""
+    gamma = cfg.loss.noe_gamma
+    if loss_name == "paper":
+        return {
+            "oe": lambda o, b: losses.oe_loss(o["oe"], b["demosaiced"], o["mask"], reduction="none"),
+            "noe": lambda o, b: losses.noe_loss(o["noe"], b["demosaiced"], o["mask"], lpips_fn, gamma=gamma, reduction="none"),
+        }
+    return {
+        "oe": lambda o, b: losses.l2_masked(o["oe"], b["demosaiced"], o["mask"], "oe", reduction="none"),
+        "noe": lambda o, b: losses.l2_masked(o["noe"], b["demosaiced"], o["mask"], "noe", gamma=gamma, reduction="none"),
+    }
+
+
+def net_objectives(cfg: ExperimentConfig, loss_name: str, lpips_fn=None) -> dict | None:
+    """Per-net objectives `{net: fn(outputs, batch) -> {net: (N,)}}` whose sum is `build_objective`'s
+    total, or None where the nets' losses are coupled and cannot be taken one net at a time.
+
+    Only `dual` with the paper loss or the L2 phase separates: each term reads its own net's
+    output and the mask (a function of the input RGB alone). Coupled: `mse_bayer` and the YUV
+    refinement, both on the fused bayer (a loss of `mask * oe + (1 - mask) * noe`).
+    """
+    if cfg.model.variant != "dual" or loss_name == "mse_bayer" or cfg.loss.yuv_refine_weight:
+        return None
+    return {net: (lambda o, b, net=net, term=term: {net: term(o, b)})
+            for net, term in _dual_terms(cfg, loss_name, lpips_fn).items()}
+
+
 def build_objective(cfg: ExperimentConfig, loss_name: str, lpips_fn=None):
     """Returns `fn(outputs, batch) -> {term: (N,)}` for the config's variant and the phase's loss."""
     variant = cfg.model.variant
@@ -31,17 +60,7 @@ def build_objective(cfg: ExperimentConfig, loss_name: str, lpips_fn=None):
         if variant in ("baseline", "global") or loss_name == "mse_bayer":
             terms = {"bayer_l2": per_example_mean(tf.square(outputs["bayer"] - batch["raw"]))}
         elif variant == "dual":
-            gt, mask = batch["demosaiced"], outputs["mask"]
-            if loss_name == "paper":
-                terms = {
-                    "oe": losses.oe_loss(outputs["oe"], gt, mask, reduction="none"),
-                    "noe": losses.noe_loss(outputs["noe"], gt, mask, lpips_fn, gamma=cfg.loss.noe_gamma, reduction="none"),
-                }
-            else:
-                terms = {
-                    "oe": losses.l2_masked(outputs["oe"], gt, mask, "oe", reduction="none"),
-                    "noe": losses.l2_masked(outputs["noe"], gt, mask, "noe", gamma=cfg.loss.noe_gamma, reduction="none"),
-                }
+            terms = {net: term(outputs, batch) for net, term in _dual_terms(cfg, loss_name, lpips_fn).items()}
         else:
             gt, pred = batch["demosaiced"], outputs["demosaiced"]
             if loss_name == "paper":

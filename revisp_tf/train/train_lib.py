@@ -35,7 +35,7 @@ from revisp_tf.isp.sensor import get_sensor
 from revisp_tf.models import build_reverse_isp, training_model
 from revisp_tf.models.reverse_isp import has_global_stage
 from revisp_tf.train import config as config_lib
-from revisp_tf.train.objectives import build_objective, needs_demosaiced, needs_lpips
+from revisp_tf.train.objectives import build_objective, needs_demosaiced, needs_lpips, net_objectives
 from revisp_tf.train.strategy import build_strategy, is_chief
 from revisp_tf.train.trainer import distributed_step, init_weights, make_optimizer
 from revisp_tf.train.validation import validate
@@ -222,6 +222,10 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         if cfg.model.init_from:
             init_weights(model, cfg.model.init_from)
         train_model = training_model(model)
+        if cfg.runtime.recompute:
+            from revisp_tf.train.recompute import with_recomputed_unets
+
+            train_model = with_recomputed_unets(train_model)
         optimizer = make_optimizer(cfg)
         optimizer.build(train_model.trainable_variables)
         lpips_fn = None
@@ -267,8 +271,9 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         optimizer.learning_rate = phase.learning_rate
         if p not in step_fns:
             objective = build_objective(cfg, phase.loss, lpips_fn)
+            per_net = net_objectives(cfg, phase.loss, lpips_fn) if cfg.runtime.sequential_nets else None
             step_fns[p] = distributed_step(strategy, train_model, optimizer, objective, global_batch,
-                                           cfg.runtime.mixed_precision, cfg.runtime.jit_compile)
+                                           cfg.runtime.mixed_precision, cfg.runtime.jit_compile, per_net)
         # One dataset per epoch seeded by the epoch: a resumed run replays the same batches.
         ds = _make_dataset(
             train_examples, train_contexts, cfg, sensor, batch_size=global_batch, training=True,

@@ -56,11 +56,22 @@ def replica_gradients(train_model, objective, batch, global_batch: int, optimize
     return {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}, grads
 
 
-def distributed_step(strategy, train_model, optimizer, objective, global_batch: int, mixed_precision: bool, jit_compile: bool):
-    """The step function: one optimizer step on a distributed batch; returns the loss terms summed over replicas."""
+def distributed_step(strategy, train_model, optimizer, objective, global_batch: int, mixed_precision: bool, jit_compile: bool,
+                     net_objectives=None):
+    """The step function: one optimizer step on a distributed batch; returns the loss terms summed over replicas.
+
+    With `net_objectives` (`objectives.net_objectives`), the dual nets are stepped in turn (`sequential`).
+    """
+    if net_objectives:
+        from revisp_tf.train.sequential import net_branches, sequential_gradients
+
+        branches = net_branches(train_model, net_objectives)
 
     def replica_step(batch):
-        terms, grads = replica_gradients(train_model, objective, batch, global_batch, optimizer, mixed_precision)
+        if net_objectives:
+            terms, grads = sequential_gradients(train_model, branches, net_objectives, batch, global_batch, optimizer, mixed_precision)
+        else:
+            terms, grads = replica_gradients(train_model, objective, batch, global_batch, optimizer, mixed_precision)
         optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
         return terms
 

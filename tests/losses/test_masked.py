@@ -114,6 +114,17 @@ def test_default_lpips_is_the_package_distance(monkeypatch):
         masked.p20_loss(pred, gt, lpips_fn=lambda a, b: tf.reduce_mean(fake_lpips(a, b)))
 
 
+def test_float16_lpips_distances_as_mixed_precision_gives_them(np_ms_ssim_l1):
+    """Under mixed_float16 the LPIPS net returns float16 distances; the mix takes them (it raised before)."""
+    pred, gt, mask = _batch((2, 40, 32, 3), seed=5)
+    w = 1 - mask
+    half = lambda a, b: tf.cast(fake_lpips(a, b), tf.float16)  # noqa: E731
+    got = masked.noe_loss(pred, gt, mask, lpips_fn=half, reduction="none").numpy()
+    want = np_mix(pred * w, gt * w, np_ms_ssim_l1)
+    np.testing.assert_allclose(got, want, rtol=1e-3)  # float16 keeps 11 bits of the LPIPS term
+    assert got.dtype == np.float32
+
+
 @pytest.mark.parametrize("region", ["oe", "noe"])
 def test_pixels_outside_the_region_change_nothing(region):
     pred, gt, mask = _batch((2, 32, 40, 3), seed=5)

@@ -21,6 +21,9 @@ def test_mirrored_equals_one_device_for_the_same_global_batch():
     # float32 with synchronised BatchNorm (variance from all-reduced moments): agreement to ~1e-3
     # of the largest gradient; a per-replica batch mean (2x) or unsynchronised statistics differ by far more.
     assert r["grad_max_abs_diff"] <= 5e-3 * r["grad_max_abs"]
+    # The dual nets in turn under MirroredStrategy: the joint mirrored step's gradients (synchronised BatchNorm included).
+    assert r["loss_mirrored_sequential"] == pytest.approx(r["loss_mirrored"], rel=1e-6)
+    assert r["grad_sequential_max_abs_diff"] <= 1e-6 * r["grad_max_abs"]
 
 
 def _free_port() -> int:
