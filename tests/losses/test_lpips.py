@@ -127,6 +127,7 @@ def test_gradient_is_finite_on_masked_and_flat_images(lpips_layer, reference):
 
 
 def test_loss_trains_in_a_tf_function_under_a_strategy():
+    keras.utils.set_random_seed(0)  # the conv's initial weights: with some, a step of 0.1 overshoots (it failed in one test order)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         loss_fn = LPIPSLoss(reduction="none")
