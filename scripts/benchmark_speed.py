@@ -24,9 +24,9 @@ all rates and ratios come from this one run of the script, so they share its mac
   (--memory-base-filters: 48 MP at paper width would take over half an hour here).
 - Training images/s: the paper's dual model at base 64 with the paper losses (LPIPS-Alex,
   MS-SSIM-L1, L2; Adam) at --train-crop / --train-batch (default batch 1 at 504: the paper's
-  batch 6 would need ~35 GiB and minutes a step here; batch 1 peaks at ~6.5 GiB), and the demo
-  config exactly as configured. Random data, so only the step is timed.
-  Same step as the trainer: revisp_tf.train.trainer.replica_gradients + apply_gradients.
+  batch 6 takes minutes a step here; scripts/benchmark_training_memory.py gives its memory),
+  and the demo config exactly as configured. Random data, so only the step is timed. Same step
+  as the trainer: replica_gradients (dual: the nets in turn, sequential_gradients) + apply_gradients.
 - Input pipeline: the tf.data rate of scripts/benchmark_input.py and its ratio to the
   training rate of a base-32 U-Net (the data issue's "at least 5x"), and to the paper model's.
 
@@ -502,15 +502,16 @@ def sample_batch(batch: int, crop: int, seed: int = 0) -> dict:
 def training_images_per_second(config_path: str, overrides: tuple, steps: int, jit_compile: bool = False) -> dict:
     """Median images/s of the trainer's step (first phase's loss) for a config, after one warm-up step.
 
-    The step is the trainer's (replica_gradients + apply_gradients in a tf.function) without the
-    one-device strategy wrapper, on random data of the pipeline's shapes.
+    The step is the trainer's (replica_gradients, or for dual sequential_gradients, + apply_gradients
+    in a tf.function) without the one-device strategy wrapper, on random data of the pipeline's shapes.
     """
     import keras
     import tensorflow as tf
 
     from revisp_tf.models import build_reverse_isp, training_model
     from revisp_tf.train.config import load_config
-    from revisp_tf.train.objectives import build_objective, needs_lpips
+    from revisp_tf.train.objectives import build_objective, needs_lpips, net_objectives
+    from revisp_tf.train.sequential import net_branches, sequential_gradients
     from revisp_tf.train.trainer import replica_gradients
 
     cfg = load_config(REPO / config_path, overrides)
@@ -526,11 +527,16 @@ def training_images_per_second(config_path: str, overrides: tuple, steps: int, j
 
         lpips_fn = LPIPSAlex(name="lpips")
     objective = build_objective(cfg, phase.loss, lpips_fn)
+    nets = net_objectives(cfg, phase.loss, lpips_fn) if cfg.runtime.sequential_nets else None
+    branches = net_branches(train_model, nets) if nets else None
     batch_size = cfg.data.batch_size
 
     @tf.function(jit_compile=jit_compile)
     def step(batch):
-        terms, grads = replica_gradients(train_model, objective, batch, batch_size)
+        if nets:  # the dual nets in turn, as the trainer steps them by default
+            terms, grads = sequential_gradients(train_model, branches, nets, batch, batch_size)
+        else:
+            terms, grads = replica_gradients(train_model, objective, batch, batch_size)
         optimizer.apply_gradients(zip(grads, train_model.trainable_variables))
         return terms["total"]
 

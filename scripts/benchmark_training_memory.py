@@ -18,10 +18,15 @@ Each row runs `revisp_tf.train.train_lib.train` (the library call behind `revisp
 fresh subprocess: --steps steps of the config's FIRST phase (for the paper configs the paper
 losses, their heaviest phase), then the epoch's checkpoint, validation and the model save.
 Reported per row:
-- peak RSS: the child's resident high-water mark (os.wait4's ru_maxrss), everything included;
-- TF peak: TensorFlow's allocator peak on the training device (tf.config.experimental.get_memory_info;
-  on a GPU this is the figure that decides whether a GPU fits);
+- peak RSS: the child's resident high-water mark (os.wait4's ru_maxrss) over the whole `train`;
+- RSS to the last step: the high-water mark (VmHWM) read right after the last training step,
+  i.e. without the epoch's checkpoint, validation and model save;
+- TF peak in the steps: TensorFlow's allocator peak on the training device from the first step
+  to the last (tf.config.experimental.get_memory_info; the weights, Adam's slots, the
+  activations and the losses; on a GPU this is what decides whether it fits);
 - step s: seconds of the epoch's steps (the first step traces the step function).
+The figures after the steps come from the trainer's step function wrapped in the child
+(`train_lib.distributed_step`, the one the trainer builds its steps with).
 A watchdog samples the child's RSS and kills it above --limit-gib; the row then says so.
 
 Data: 18 real AIM 2022 S7 camera JPEGs (aim22_s7_rgb of the real-data folder, revisp_tf.realdata:
@@ -119,8 +124,13 @@ def prepare_data(root: Path) -> dict:
 # ---------------------------------------------------------------- one row (runs in a child)
 
 
+def _vm_hwm_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def run_row(spec: dict) -> dict:
-    """`train_lib.train` for the row's config and overrides; its figures."""
+    """`train_lib.train` for the row's config and overrides, its step function instrumented; its figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
@@ -129,12 +139,30 @@ def run_row(spec: dict) -> dict:
 
     cfg = config_lib.load_config(CONFIGS / spec["config"], spec["overrides"])
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    steps = {"tf_peak": 0, "rss_hwm_kib": 0, "count": 0}
+    make_step = train_lib.distributed_step
+
+    def instrumented(*args, **kwargs):
+        """The trainer's step function, recording TF's allocator peak over the steps and the RSS high-water mark."""
+        run = make_step(*args, **kwargs)
+
+        def step(batch):
+            if not steps["count"]:
+                tf.config.experimental.reset_memory_stats(device)  # from here: the weights, the optimizer and the steps
+            terms = run(batch)
+            float(terms["total"])  # the step has run
+            steps["count"] += 1
+            steps["tf_peak"] = max(steps["tf_peak"], tf.config.experimental.get_memory_info(device)["peak"])
+            steps["rss_hwm_kib"] = _vm_hwm_kib()
+            return terms
+
+        return step
+
+    train_lib.distributed_step = instrumented
     with tempfile.TemporaryDirectory(prefix="train_memory_") as run_dir:
-        tf.config.experimental.reset_memory_stats(device)
         result = train_lib.train(cfg, run_dir, overwrite=True, verbose=0)
-        tf_peak = tf.config.experimental.get_memory_info(device)["peak"]
-    return {"step_seconds": result.history[-1]["seconds"], "tf_peak_gib": tf_peak / GIB, "device": device,
-            "steps": cfg.runtime.steps_per_epoch}
+    return {"step_seconds": result.history[-1]["seconds"], "steps": steps["count"], "device": device,
+            "tf_step_peak_gib": steps["tf_peak"] / GIB, "rss_to_last_step_gib": steps["rss_hwm_kib"] * 1024 / GIB}
 
 
 # ---------------------------------------------------------------- the parent
@@ -272,12 +300,12 @@ def main() -> int:
         print(f"data: {folders['s7']['what']}; {folders['p20']['what']}; {folders['synthetic']['what']}")
         print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
               f"watchdog at {args.limit_gib:g} GiB; {args.steps} steps per row")
-        print("| config | batch | step | peak RSS GiB | TF peak GiB | step s |")
-        print("|---|---|---|---|---|---|")
+        print("| config | batch | step | peak RSS GiB | RSS to the last step GiB | TF peak in the steps GiB | step s |")
+        print("|---|---|---|---|---|---|---|")
         for row in rows(args, folders):
             batch = row["batch"] or "own"
             if row["note"]:
-                print(f"| {row['config']} | {batch} | {row['label']} | {row['note']} | | |", flush=True)
+                print(f"| {row['config']} | {batch} | {row['label']} | {row['note']} | | | |", flush=True)
                 continue
             cmd = [sys.executable, __file__, "--child", json.dumps(row)]
             code, peak, killed, text = watched(cmd, args.limit_gib)
@@ -292,10 +320,10 @@ def main() -> int:
                 with open(args.json, "a") as f:
                     f.write(json.dumps(result) + "\n")
             if "error" in result:
-                print(f"| {row['config']} | {batch} | {row['label']} | {result['error']} (peak {peak:.2f}) | | |", flush=True)
+                print(f"| {row['config']} | {batch} | {row['label']} | {result['error']} (peak {peak:.2f}) | | | |", flush=True)
             else:
-                print(f"| {row['config']} | {batch} | {row['label']} | {peak:.2f} | {result['tf_peak_gib']:.2f} "
-                      f"| {result['step_seconds']:.0f} |", flush=True)
+                print(f"| {row['config']} | {batch} | {row['label']} | {peak:.2f} | {result['rss_to_last_step_gib']:.2f} "
+                      f"| {result['tf_step_peak_gib']:.2f} | {result['step_seconds']:.0f} |", flush=True)
     finally:
         if not args.data:
             shutil.rmtree(data_root, ignore_errors=True)
