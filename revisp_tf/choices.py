@@ -22,6 +22,9 @@ OUTPUT_FORMATS = ("npy", "dng", "png")
 # capture metadata given to the model: none yet).
 CONVERT_FORMATS = ("npy", "dng", "tfrecord")
 CONVERT_METADATA = ("none",)
+# `revisp-tf eval --metadata`: each frame's recorded gains (make-pairs' meta.json) or none (the
+# model's frame-gain prior alone).
+EVAL_METADATA = ("recorded", "none")
 BASELINES = ("upi", "mosaic", "fitted")
 DEFAULT_BASELINES = ("upi", "mosaic")
 # `revisp-tf export`.

@@ -13,6 +13,7 @@ from revisp_tf import __version__  # noqa: E402
 from revisp_tf.choices import (  # noqa: E402
     CONVERT_FORMATS,
     CONVERT_METADATA,
+    EVAL_METADATA,
     FLOAT_PARTS,
     LAYOUTS,
     OUTPUT_FORMATS,
@@ -234,8 +235,12 @@ def infer(inputs, model_path, out_dir, fmt, sensor, tile, overlap, batch_size, s
     captures = capture_metadata_for(paths, metadata, None if wb is None else parse_wb(wb), exposure_gain)
     missing = [str(p) for p, c in captures.items() if c is None]
     if metadata != "none" and missing:
-        click.echo(f"no capture metadata (white balance) in {len(missing)} file(s): {', '.join(missing)}", err=True)
+        click.echo(f"no capture metadata (white balance) in {len(missing)} file(s): {', '.join(missing)}; "
+                   "the model's frame-gain prior estimates their gains", err=True)
     check_writable_dir(out_dir)
+    if model_path is None:
+        click.echo("no --model: using the shipped generic model, a first guess for any camera; "
+                   "a model trained on your camera's pairs (training/configs/camera.yaml) is better", err=True)
     written = reconstruct_files(inputs, _load_model(model_path), out_dir, fmt, get_sensor(sensor), tile=tile,
                                 overlap=overlap, batch_size=batch_size, stitch=stitch, jit_compile=jit, metadata=captures)
     click.echo(f"{len(written)} file(s) written to {out_dir}")
@@ -330,7 +335,10 @@ def export(model_path, out_path, variant, quantize, size, dynamic, calibration, 
 @click.option("--skip-bad", is_flag=True, help="Leave out bad files (listed with reasons) instead of stopping.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Also write DIR/index.html: figures and pictures of where each method fails, one self-contained file.")
-def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data, out_json, skip_bad, report_dir):
+@click.option("--metadata", default="recorded", show_default=True, type=click.Choice(EVAL_METADATA),
+              help="Give a global-stage model each frame's recorded white balance and exposure (make-pairs' meta.json), "
+                   "or none: its frame-gain prior alone.")
+def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data, out_json, skip_bad, report_dir, metadata):
     """Challenge PSNR/SSIM of a model and of the UPI / mosaic baselines, per image and mean."""
     from pathlib import Path
 
@@ -346,7 +354,7 @@ def eval_cmd(model_path, no_model, data_dir, sensor, layout, baselines, fit_data
     model = None if no_model else _load_model(model_path)
     about = {"data": data_dir, "model": "none" if no_model else model_path or "the shipped model", "sensor": sensor}
     report, skipped = run_eval(model, data_dir, get_sensor(sensor), layout=layout, baselines=[b for b in baselines.split(",") if b],
-                               fit_data=fit_data, skip_bad=skip_bad, report_dir=report_dir, about=about)
+                               fit_data=fit_data, skip_bad=skip_bad, report_dir=report_dir, about=about, metadata=metadata)
     for bad in skipped:
         click.echo(f"skipped {bad.path}: {bad.reason}", err=True)
     write_report(report, out_json, Path(out_json).with_suffix(".csv"))

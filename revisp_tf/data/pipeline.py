@@ -127,7 +127,7 @@ def records(examples, with_raw: bool, with_demosaiced: bool, contexts=None) -> d
     cols = {"rgb": [str(e.rgb) for e in examples]}
     if contexts is not None:
         cols["ctx_grid"] = np.stack([c.grid for c, _, _ in contexts])
-        cols["ctx_stats"] = np.stack([c.stats for c, _, _ in contexts])
+        cols["ctx_values"] = np.stack([c.frame_values for c, _, _ in contexts])
         cols["ctx_frame"] = np.array([c.shape for c, _, _ in contexts], np.int32)
         cols["ctx_origin"] = np.array([(y, x) for _, y, x in contexts], np.int32)
     for key, on in (("raw", with_raw), ("demosaiced", with_demosaiced)):
@@ -149,7 +149,7 @@ def make_decoder(sensor: SensorSpec | None, raw_format=None, demosaiced_format=N
         out = {"rgb": _decode_rgb(record["rgb"])}
         if "ctx_grid" in record:
             size = tf.shape(out["rgb"])[:2]
-            context = context_window_tf(record["ctx_grid"], record["ctx_stats"], record["ctx_frame"], record["ctx_origin"], size)
+            context = context_window_tf(record["ctx_grid"], record["ctx_values"], record["ctx_frame"], record["ctx_origin"], size)
             context.set_shape([None, None, CONTEXT_CHANNELS])
             out["context"] = context
         if raw_format is not None:

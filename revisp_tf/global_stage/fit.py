@@ -63,6 +63,16 @@ def samples_by_colour(rgb: np.ndarray, bayer: np.ndarray, cfa: str = CANONICAL_C
     return [(np.concatenate(x), np.concatenate(y)) for x, y in out]
 
 
+def balanced_bayer(bayer: np.ndarray, wb, exposure_gain=None, cfa: str = CANONICAL_CFA) -> np.ndarray:
+    """Packed bayer (..., 4) times each sample's colour's white balance and the exposure gain (None: 1).
+
+    What a camera's colour matrix and tone curve see: fitted on these, the curves are the same for
+    every frame of a camera, and a frame's own gains (`FrameGains`) give its RAW back.
+    """
+    scale = np.asarray(wb, np.float64)[list(pattern_colors(cfa))] * (1.0 if exposure_gain is None else float(exposure_gain))
+    return np.asarray(bayer, np.float64) * scale
+
+
 @dataclasses.dataclass(frozen=True)
 class GlobalInverse:
     """Fitted curves: `curves` (3 colours, 3 inputs, knots) and `bias` (3,), in model units of the RAW."""

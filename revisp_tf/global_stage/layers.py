@@ -4,7 +4,8 @@ A model with a global stage maps (rgb, context) to RAW in three steps:
 
 1. `GlobalCurves`: each RAW colour = bias + a sum of smooth curves of R, G and B (the camera's
    inverse colour/tone, fitted in closed form by `revisp_tf.global_stage.fit`, or set to UPI's
-   default camera), then `FrameGains`: per-image gains predicted from the frame's statistics.
+   default camera), then `FrameGains`: per-image gains, the recorded ones (white balance and
+   exposure, in the context) where the frame has them, else predicted from the frame's statistics.
 2. The U-Net(s) see the RGB, the mask, the context and that estimate, and predict a
    multiplicative and an additive correction (`Correction`); their last layer starts at zero,
    so an untrained model is the global stage exactly.
@@ -22,17 +23,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from revisp_tf.global_stage.context import CONTEXT_CHANNELS, CONTEXT_GRID
+from revisp_tf.global_stage.context import BLURRED, CONTEXT_GRID, FRAME_VALUES, GAINS, GIVEN, N_STATS, POSITION, STATS
 from revisp_tf.global_stage.fit import DEFAULT_KNOTS, GlobalInverse
 from revisp_tf.isp.color import inverse_smoothstep
 from revisp_tf.isp.unprocess import default_params, gamma_expansion
 
 _PACKAGE = "revisp_tf"
 LOCAL_CHANNELS = 4  # what the U-Nets see: squared distance from the frame centre and the blurred view
-_STATS_SLICE = slice(5, CONTEXT_CHANNELS)
 
 
-def context_window_tf(grid, stats, frame_hw, origin, size):
+def context_window_tf(grid, frame_values, frame_hw, origin, size):
     """TF form of `context_window` (runs inside tf.data): pixel centres sample the grid bilinearly."""
     grid = tf.convert_to_tensor(grid, tf.float32)
     fh, fw = (tf.cast(v, tf.float32) for v in tf.unstack(tf.convert_to_tensor(frame_hw)))
@@ -51,8 +51,8 @@ def context_window_tf(grid, stats, frame_hw, origin, size):
     ix, tx = axis(xs, fw)
     rows = tf.gather(grid, iy) * (1.0 - ty)[:, None, None] + tf.gather(grid, iy + 1) * ty[:, None, None]
     blurred = tf.gather(rows, ix, axis=1) * (1.0 - tx)[None, :, None] + tf.gather(rows, ix + 1, axis=1) * tx[None, :, None]
-    frame_stats = tf.broadcast_to(tf.convert_to_tensor(stats, tf.float32), tf.stack([h, w, 3]))
-    return tf.concat([pos, blurred, frame_stats], axis=-1)
+    constants = tf.broadcast_to(tf.convert_to_tensor(frame_values, tf.float32), tf.stack([h, w, FRAME_VALUES]))
+    return tf.concat([pos, blurred, constants], axis=-1)
 
 
 # ----------------------------------------------------------------------------- initial values
@@ -124,23 +124,33 @@ class GlobalCurves(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FrameGains(keras.layers.Layer):
-    """Per-image gains: estimate * exp(W (stats - reference) + b), stats the frame's log mean colour.
+    """Per-image gains: estimate * exp(log_gain), log_gain per colour the recorded one or the prior's.
 
-    W and b start at zero (no change). `reference` is the training frames' mean statistics, set
-    before training, so frames like the training ones keep the fitted camera's gains and W
-    learns only from how frames differ.
+    The prior: W (stats - reference) + b, stats the frame's colour constancy statistics
+    (`global_stage.context`). W and b start at zero (no change); `reference` is the training
+    frames' mean statistics. Trained on frames with recorded gains, the fit phase sets W and b in
+    closed form (`global_stage.prior`); otherwise SGD learns W from how frames differ.
+
+    Where the context says a frame's gains were recorded they replace the prior's exactly: the
+    white balance sets the chroma (each colour's log gain minus green's), the exposure gain the
+    level (green's); either alone takes the other from the prior.
     """
 
     def build(self, input_shapes):
-        self.kernel = self.add_weight(name="kernel", shape=(3, 3), initializer="zeros")
+        self.kernel = self.add_weight(name="kernel", shape=(N_STATS, 3), initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(3,), initializer="zeros")
-        self.reference = self.add_weight(name="reference", shape=(3,), initializer="zeros", trainable=False)
+        self.reference = self.add_weight(name="reference", shape=(N_STATS,), initializer="zeros", trainable=False)
 
     def call(self, inputs):
         estimate, context = inputs
-        stats = context[..., _STATS_SLICE] - tf.cast(self.reference, context.dtype)
-        log_gain = tf.matmul(stats, tf.cast(self.kernel, context.dtype)) + tf.cast(self.bias, context.dtype)
-        return estimate * tf.exp(log_gain)
+        dtype = context.dtype
+        stats = context[..., STATS] - tf.cast(self.reference, dtype)
+        prior = tf.matmul(stats, tf.cast(self.kernel, dtype)) + tf.cast(self.bias, dtype)
+        given, flags = context[..., GAINS], context[..., GIVEN]
+        has_wb, has_level = flags[..., :1], flags[..., 1:]
+        level = has_level * given[..., 1:2] + (1.0 - has_level) * prior[..., 1:2]
+        chroma = has_wb * (given - given[..., 1:2]) + (1.0 - has_wb) * (prior - prior[..., 1:2])
+        return estimate * tf.exp(level + chroma)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
@@ -157,8 +167,8 @@ class LocalContext(keras.layers.Layer):
     """
 
     def call(self, context):
-        radius2 = 0.5 * tf.reduce_sum(tf.square(context[..., :2]), axis=-1, keepdims=True)
-        return tf.concat([radius2, context[..., 2:5]], axis=-1)
+        radius2 = 0.5 * tf.reduce_sum(tf.square(context[..., POSITION]), axis=-1, keepdims=True)
+        return tf.concat([radius2, context[..., BLURRED]], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], LOCAL_CHANNELS)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from revisp_tf.data.layout import AIM22_COLS, AIM22_ROWS, META_NAME, aim22_name
-from revisp_tf.global_stage.context import FrameContext, frame_summary
+from revisp_tf.global_stage.context import FrameContext, frame_summary, with_capture
 from revisp_tf.io.images import read_rgb
 
 
@@ -76,8 +76,12 @@ def placements(examples) -> list[Placement]:
     return out
 
 
-def frame_contexts(examples) -> list[tuple[FrameContext, int, int]]:
-    """(frame summary, y, x) of each example (as stored): frames stitched from the patches present."""
+def frame_contexts(examples, captures=None) -> list[tuple[FrameContext, int, int]]:
+    """(frame summary, y, x) of each example (as stored): frames stitched from the patches present.
+
+    `captures`: each example's `io.metadata.CaptureMetadata` (None where unrecorded; `captures`
+    None: none at all), put in its frame's context (a frame's patches share one).
+    """
     places = placements(examples)
     groups = defaultdict(list)
     for i, p in enumerate(places):
@@ -94,5 +98,5 @@ def frame_contexts(examples) -> list[tuple[FrameContext, int, int]]:
             canvas[y : y + h, x : x + w] = rgb[:h, :w]
             known[y : y + h, x : x + w] = True
             offsets[i] = (y, x)
-        summaries[frame] = frame_summary(canvas, known)
+        summaries[frame] = with_capture(frame_summary(canvas, known), None if captures is None else captures[idx[0]])
     return [(summaries[p.frame], *offsets[i]) for i, p in enumerate(places)]

@@ -114,18 +114,19 @@ def write_png_bands(path: Path, shape: tuple[int, int, int], bands) -> Path:
         return write_png_rows(path, 2 * h, 2 * w, blocks())
 
 
-def frame_context_of(model, rgb: np.ndarray):
+def frame_context_of(model, rgb: np.ndarray, capture=None):
     """For a model with a 'context' input: its window function, from the whole frame's summary; None otherwise.
 
-    The summary (blurred grid, colour statistics) is computed once on the whole frame; each tile's
-    context is then made for its window (`global_stage.context.context_window`, equal to slicing
-    `frame_context`), so the (H, W, C) context of a large frame is never held.
+    The summary (blurred grid, colour statistics, `capture`'s recorded gains if given) is computed
+    once on the whole frame; each tile's context is then made for its window
+    (`global_stage.context.context_window`, equal to slicing `frame_context`), so the (H, W, C)
+    context of a large frame is never held.
     """
     if "context" not in [t.name for t in model.inputs]:
         return None
-    from revisp_tf.global_stage.context import context_window, frame_summary
+    from revisp_tf.global_stage.context import context_window, frame_summary, with_capture
 
-    summary = frame_summary(rgb)  # uint8 or float: read in row blocks, never converted whole
+    summary = with_capture(frame_summary(rgb), capture)  # uint8 or float: read in row blocks, never converted whole
     return lambda y0, x0, h, w: context_window(summary, y0, x0, h, w)
 
 
@@ -147,9 +148,9 @@ def reconstruct_files(
     """Runs `model` on every input image (or on each stitched AIM 2022 frame) and writes the RAW files.
 
     With `progress`, frames done / total and, within a frame, tiles done / total are shown.
-    `metadata` maps input paths to their `io.metadata.CaptureMetadata` (or None): the DNG's
-    AsShotNeutral comes from the given white balance when there is one (a stitched frame: its
-    first patch's).
+    `metadata` maps input paths to their `io.metadata.CaptureMetadata` (or None): a global-stage
+    model applies its gains, and the DNG's AsShotNeutral comes from its white balance (a stitched
+    frame: its first patch's).
     """
     check_choice("output format", fmt, OUTPUT_FORMATS)
     paths = expand_inputs(inputs)
@@ -165,9 +166,9 @@ def reconstruct_files(
     for name, files in tqdm(jobs, desc="infer", unit="frame" if stitch else "image", disable=not progress):
         rgb = stitch_patches(files) if stitch else read_rgb_samples(files[0])
         check_even(rgb, files[0] if not stitch else f"scene {name}")
-        options = dict(batch_size=batch_size, context=frame_context_of(model, rgb), progress=progress)
-        bands = runner.bands(rgb, tile, overlap, **options)
         capture = (metadata or {}).get(Path(files[0]))
+        options = dict(batch_size=batch_size, context=frame_context_of(model, rgb, capture), progress=progress)
+        bands = runner.bands(rgb, tile, overlap, **options)
         wb = None if capture is None else capture.wb
         written.append(write_frame(out / output_name(name, fmt), fmt, rgb, bands, sensor, wb=wb))
     return written

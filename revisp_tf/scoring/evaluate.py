@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from revisp_tf.choices import DEFAULT_BASELINES
+from revisp_tf.checks import check_choice
+from revisp_tf.choices import DEFAULT_BASELINES, EVAL_METADATA
 from revisp_tf.data.examples import read_example
 from revisp_tf.global_stage.context import context_window
 from revisp_tf.isp.sensor import SensorSpec
@@ -55,16 +56,22 @@ def evaluate_pairs(
 
 
 def run_eval(model, data_dir, sensor: SensorSpec, *, layout: str = "aim22", baselines=DEFAULT_BASELINES, fit_data=None,
-             skip_bad: bool = False, progress: bool = True, report_dir=None, about: dict | None = None) -> tuple[dict, list]:
+             skip_bad: bool = False, progress: bool = True, report_dir=None, about: dict | None = None,
+             metadata: str = "recorded") -> tuple[dict, list]:
     """`revisp-tf eval`: scans the pairs, fits the "fitted" baseline on `fit_data`, scores `model` (None: baselines only).
+
+    `metadata` "recorded": a global-stage model gets each frame's recorded gains (meta.json),
+    "none": none, so its frame-gain prior alone decides them.
 
     With `report_dir`, also writes the HTML report there (`revisp_tf.report`; `about`: lines for
     its header). Returns (report, the files a `skip_bad` scan left out).
     """
     from revisp_tf.data.scan import scan_pairs
     from revisp_tf.global_stage.placement import frame_contexts
+    from revisp_tf.io.metadata import patch_captures
     from revisp_tf.models import has_global_stage, predict_bayer
 
+    check_choice("metadata", metadata, EVAL_METADATA)
     baselines = list(baselines)
     if "fitted" in baselines and not fit_data:
         raise ValueError("--baselines fitted: needs --fit-data DIR (the pairs to fit the global inverse on)")
@@ -73,7 +80,9 @@ def run_eval(model, data_dir, sensor: SensorSpec, *, layout: str = "aim22", base
     predict = contexts = None
     if model is not None:
         predict = lambda rgb, context=None: predict_bayer(model, rgb, context=context)  # noqa: E731
-        contexts = frame_contexts(examples) if has_global_stage(model) else None
+        if has_global_stage(model):
+            captures = patch_captures([ex.rgb for ex in examples]) if metadata == "recorded" else None
+            contexts = frame_contexts(examples, captures)
     if report_dir is None:
         report = evaluate_pairs(examples, sensor, predict, baselines, progress=progress, fitted=fitted, contexts=contexts)
     else:

@@ -47,6 +47,10 @@ class ModelConfig:
     # Train the global stage's curves with the nets (false: keep the closed-form fit; SGD on one
     # frame's crops has no smoothness prior, and moves the knots the frame barely covers)
     global_trainable: bool = True
+    # Use the white balance and exposure gain make-pairs recorded per frame (meta.json) when every
+    # training pair has them: the curves are fitted on balanced RAW, the recorded gains are applied
+    # exactly, and the frame-gain prior is fitted on them for frames that come without
+    capture_metadata: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

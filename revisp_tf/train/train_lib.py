@@ -159,32 +159,66 @@ def build_model(cfg: config_lib.ExperimentConfig) -> keras.Model:
     return model
 
 
-def example_contexts(model, examples):
+def example_captures(cfg: config_lib.ExperimentConfig, train_examples, val_examples):
+    """(train, val) capture metadata per example, or (None, None) when the model does not take them.
+
+    A model takes them when it has a global stage, `model.capture_metadata` is on and every
+    training pair has a recorded white balance (make-pairs' meta.json).
+    """
+    if cfg.model.global_stage == "none" or not cfg.model.capture_metadata:
+        return None, None
+    from revisp_tf.io.metadata import patch_captures
+
+    train = patch_captures([ex.rgb for ex in train_examples])
+    if not train or any(c is None for c in train):
+        return None, None
+    return train, patch_captures([ex.rgb for ex in val_examples])
+
+
+def example_contexts(model, examples, captures=None):
     """Each example's frame context (`global_stage.placement`) for a model with a global stage, else None."""
     if not has_global_stage(model):
         return None
     from revisp_tf.global_stage.placement import frame_contexts
 
-    return frame_contexts(examples)
+    return frame_contexts(examples, captures)
 
 
-def fit_phase(model, cfg: config_lib.ExperimentConfig, examples, contexts, sensor) -> dict:
-    """Fits the global stage in closed form on the training pairs; returns what was fitted (JSON-ready)."""
+def fit_phase(model, cfg: config_lib.ExperimentConfig, examples, contexts, sensor, captures=None) -> dict:
+    """Fits the global stage in closed form on the training pairs; returns what was fitted (JSON-ready).
+
+    With `captures` (each example's recorded gains) the curves are fitted on balanced RAW
+    (`fit.balanced_bayer`) and the frame-gain prior on the frames' recorded gains (`prior`).
+    """
     from revisp_tf.data.examples import read_example
-    from revisp_tf.global_stage.fit import fit_global_inverse
+    from revisp_tf.global_stage.fit import balanced_bayer, fit_global_inverse
 
+    gains = model.get_layer("frame_gains")
     stats = np.stack([c.stats for c, _, _ in contexts])
-    model.get_layer("frame_gains").reference.assign(stats.mean(axis=0))
+    gains.reference.assign(stats.mean(axis=0))
+    out = {"global_stage": cfg.model.global_stage, "capture_metadata": captures is not None}
+    if captures is not None:
+        from revisp_tf.global_stage.prior import fit_frame_prior
+
+        frames = list({id(c): c for c, _, _ in contexts}.values())
+        prior = fit_frame_prior([c.stats for c in frames], [c.gains for c in frames])
+        gains.kernel.assign(prior.kernel)
+        gains.bias.assign(prior.bias)
+        gains.reference.assign(prior.reference)
+        out |= {"frames": len(frames), "prior": prior.to_dict()}
+    else:
+        out["reference_stats"] = stats.mean(axis=0).tolist()
     if cfg.model.global_stage != "fitted":
-        return {"global_stage": cfg.model.global_stage, "reference_stats": stats.mean(axis=0).tolist()}
+        return out
     t0 = time.perf_counter()
     rgbs, bayers = zip(*(read_example(ex, sensor) for ex in examples))
+    if captures is not None:
+        bayers = [balanced_bayer(b, c.wb, c.exposure_gain) for b, c in zip(bayers, captures)]
     fit = fit_global_inverse(rgbs, bayers, cfg.model.global_knots, cfg.model.global_smoothness, seed=cfg.runtime.seed)
     model.get_layer("global_curves").set_inverse(fit)
     seconds = time.perf_counter() - t0
     logging.info("global stage fitted on %d pairs in %.1f s", len(examples), seconds)
-    return {"global_stage": "fitted", "pairs": len(examples), "seconds": round(seconds, 2),
-            "reference_stats": stats.mean(axis=0).tolist(), **fit.to_dict()}
+    return out | {"pairs": len(examples), "seconds": round(seconds, 2), **fit.to_dict()}
 
 
 def _make_dataset(examples, contexts, cfg, sensor, **kwargs):
@@ -217,8 +251,11 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         )
     steps_per_epoch = cfg.runtime.steps_per_epoch or len(train_examples) // global_batch
 
+    train_captures, val_captures = example_captures(cfg, train_examples, val_examples)
     with strategy.scope():
         model = build_model(cfg)
+        if train_captures is not None:  # the recorded gains replace the prior in training: it is fitted, not learned
+            model.get_layer("frame_gains").trainable = False
         if cfg.model.init_from:
             init_weights(model, cfg.model.init_from)
         train_model = training_model(model)
@@ -237,7 +274,8 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     ckpt_dir = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="revisp_worker_ckpt_"))
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=3)
-    train_contexts, val_contexts = example_contexts(model, train_examples), example_contexts(model, val_examples)
+    train_contexts = example_contexts(model, train_examples, train_captures)
+    val_contexts = example_contexts(model, val_examples, val_captures)
     summaries = _Summaries(run_dir, chief)
     val_ds = _make_dataset(val_examples, val_contexts, cfg, sensor, batch_size=max(1, min(global_batch, 8)),
                            training=False, with_demosaiced=False)
@@ -253,7 +291,7 @@ def train(cfg: config_lib.ExperimentConfig, run_dir, overwrite: bool = False, ve
     else:
         history = []
         if has_global_stage(model):
-            fitted = fit_phase(model, cfg, train_examples, train_contexts, sensor)
+            fitted = fit_phase(model, cfg, train_examples, train_contexts, sensor, train_captures)
             val, _ = validate(model, val_ds, sensor, cfg.data.val_images)
             history.append({"epoch": 0, "step": 0, "phase": "fit", **val})
             if chief:

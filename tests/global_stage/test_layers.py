@@ -69,7 +69,9 @@ def test_save_and_load_keep_outputs(tmp_path, synthetic_rgb):
 
     model = build_reverse_isp("dual", 4, 2, global_stage="fitted")
     model.get_layer("global_curves").set_inverse(_random_inverse(2))
-    model.get_layer("frame_gains").reference.assign([0.1, -0.2, 0.3])
+    gains = model.get_layer("frame_gains")
+    gains.reference.assign(np.linspace(-0.2, 0.3, gains.reference.shape[0]))
+    gains.kernel.assign(np.random.default_rng(2).normal(0, 0.1, gains.kernel.shape))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.array_equal(predict_bayer(model, synthetic_rgb), predict_bayer(loaded, synthetic_rgb))
@@ -110,3 +112,28 @@ def test_litert_equals_keras_for_a_global_stage_model(tmp_path, s7_patches):
     for size in ((256, 384), None):
         report = export_tflite(model, tmp_path / "m.tflite", size=size, check_data=[rgb])
         assert report.max_abs_error <= 1e-5, (size, report.max_abs_error)
+
+
+def test_frame_gains_apply_recorded_gains_exactly_and_the_prior_elsewhere():
+    """Recorded wb and exposure replace the prior's gains; wb alone keeps the prior's level (green's)."""
+    from revisp_tf.global_stage.context import frame_context
+    from revisp_tf.global_stage.layers import FrameGains
+    from revisp_tf.io.metadata import CaptureMetadata
+
+    rgb = np.random.default_rng(9).random((16, 16, 3)).astype(np.float32)
+    layer = FrameGains()
+    estimate = np.full((1, 16, 16, 3), 0.25, np.float32)
+    layer([estimate, frame_context(rgb)[None]])
+    rng = np.random.default_rng(3)
+    layer.kernel.assign(rng.normal(0, 0.2, layer.kernel.shape))
+    layer.bias.assign([0.3, -0.1, 0.2])
+    stats = frame_context(rgb)[0, 0, 5:30]
+    prior = (stats - layer.reference.numpy()) @ layer.kernel.numpy() + layer.bias.numpy()  # NumPy reference
+
+    def gains(capture):
+        return layer([estimate, frame_context(rgb, capture)[None]]).numpy()[0, 0, 0] / 0.25
+
+    np.testing.assert_allclose(gains(None), np.exp(prior), rtol=1e-5)
+    np.testing.assert_allclose(gains(CaptureMetadata((2.0, 1.0, 1.5), 1.6, "t")), 1 / (np.array([2.0, 1.0, 1.5]) * 1.6), rtol=1e-5)
+    wb_only = np.exp(prior[1]) / np.array([2.0, 1.0, 1.5])
+    np.testing.assert_allclose(gains(CaptureMetadata((2.0, 1.0, 1.5), None, "exif")), wb_only, rtol=1e-5)
