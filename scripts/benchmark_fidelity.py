@@ -85,7 +85,14 @@ FRAMES = {
     "P9-242": "huawei_p9/RAW_00242.dng",
     "Indoor1": "infinite_isp_grbg8/Indoor1_2592x1536_8bit_GRBG.raw",
     "Outdoor1": "infinite_isp_grbg8/Outdoor1_2592x1536_8bit_GRBG.raw",
+    "Outdoor2": "infinite_isp_grbg8/Outdoor2_2592x1536_8bit_GRBG.raw",
+    "Outdoor4": "infinite_isp_grbg8/Outdoor4_2592x1536_8bit_GRBG.raw",
 }
+# Infinite-ISP renders each frame of its sensor with that frame's tuned config, and other cameras'
+# frames with Indoor1's (its 3A sets their white balance and exposure; the sensor fields come from the RAW).
+INFINITE_ISP_CONFIGS = {name: FRAMES[name].replace("8bit_GRBG.raw", "10bit_GRBG-configs.yml")
+                        for name in FRAMES if name.startswith(("Indoor", "Outdoor"))}
+INFINITE_ISP_DEFAULT_CONFIG = INFINITE_ISP_CONFIGS["Indoor1"]
 FRAME_PAIRS = (("P9-19", "P9-242"), ("P9-242", "P9-19"), ("Indoor1", "Outdoor1"), ("Outdoor1", "Indoor1"))
 # name -> make_pairs_from_raw arguments
 ISPS = {
@@ -93,6 +100,7 @@ ISPS = {
     "darktable": {"isp": "darktable"},
     "rt-pop2lab": {"isp": "rawtherapee", "profile": "Pop 2 Lab"},
     "rt-local": {"isp": "rawtherapee", "profile": "Standard Film Curve - ISO High"},  # film curve + denoising
+    "infinite-isp": {"isp": "infinite-isp"},  # the profile: the frame's config (INFINITE_ISP_CONFIGS)
 }
 UNTRAINED = ("mosaic", "upi", "fitted", "oracle")
 # A diagnostic, not a method: the training frame's fit with the 4 per-channel gains that suit the
@@ -115,12 +123,15 @@ def make_frames(isp: str, raw_dir: Path, out: Path, patch: int, rgb_format: str 
     dirs = {}
     for name, rel in FRAMES.items():
         d = out / isp / name
-        params = {"isp": ISPS[isp], "patch": patch, "source": rel} | ({} if rgb_format == "jpg" else {"rgb_format": rgb_format})
+        isp_args = dict(ISPS[isp])
+        if isp_args["isp"] == "infinite-isp":
+            isp_args["profile"] = str(raw_dir / INFINITE_ISP_CONFIGS.get(name, INFINITE_ISP_DEFAULT_CONFIG))
+        params = {"isp": isp_args, "patch": patch, "source": rel} | ({} if rgb_format == "jpg" else {"rgb_format": rgb_format})
         stamp = d / "frame.json"
         if not (stamp.is_file() and json.loads(stamp.read_text()) == params):
             shutil.rmtree(d, ignore_errors=True)
             kw = make_real_pairs.raw_kwargs(raw_dir, make_real_pairs.FILES[rel])
-            make_pairs_from_raw(raw_dir / rel, d, patch, progress=False, rgb_format=rgb_format, **ISPS[isp], **kw)
+            make_pairs_from_raw(raw_dir / rel, d, patch, progress=False, rgb_format=rgb_format, **isp_args, **kw)
             with atomic_write(stamp) as tmp:
                 tmp.write_text(json.dumps(params))
         dirs[name] = d

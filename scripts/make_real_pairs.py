@@ -63,6 +63,14 @@ FILES = {
         **_GRBG8,
         "wb_ccm_from": "infinite_isp_grbg8/Outdoor1_2592x1536_10bit_GRBG-configs.yml",
     },
+    "infinite_isp_grbg8/Outdoor2_2592x1536_8bit_GRBG.raw": {
+        **_GRBG8,
+        "wb_ccm_from": "infinite_isp_grbg8/Outdoor2_2592x1536_10bit_GRBG-configs.yml",
+    },
+    "infinite_isp_grbg8/Outdoor4_2592x1536_8bit_GRBG.raw": {
+        **_GRBG8,
+        "wb_ccm_from": "infinite_isp_grbg8/Outdoor4_2592x1536_10bit_GRBG-configs.yml",
+    },
     "nokia_n900/bayer_small.png": {"cfa": "GRBG", "black": 25, "white": 1023},
     "kodak_dc50/RAW_KODAK_DC50.KDC": {},
 }
