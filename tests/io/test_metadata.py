@@ -74,7 +74,7 @@ def test_infer_metadata_exif_writes_the_cameras_white_balance_and_says_when_ther
     result = infer(canon, phone, "--model", model_path, "--out", tmp_path / "out", "--format", "dng", "--metadata", "exif")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "capture metadata" in line]
-    assert lines == [f"no capture metadata (white balance) in 1 file(s): {phone}"]
+    assert lines == [f"no capture metadata (white balance) in 1 file(s): {phone}; the model's frame-gain prior estimates their gains"]
     np.testing.assert_allclose(as_shot_neutral(tmp_path / "out" / "Canon.dng"), [1 / 2.06734816596512, 1, 1 / 1.19061936259772], rtol=2e-6)
     assert np.abs(as_shot_neutral(tmp_path / "out" / "10_0.dng") - [1 / 2.067348, 1, 1 / 1.190619]).max() > 0.05  # its own fit
 
@@ -89,6 +89,27 @@ def test_infer_wb_and_json_metadata_go_into_the_dng(realdata, model_path, tmp_pa
     result = infer(image, "--model", model_path, "--out", tmp_path / "b", "--format", "dng", "--metadata", given)
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(as_shot_neutral(tmp_path / "b" / "10_0.dng"), [1 / 1.8, 1, 0.8], rtol=1e-6)
+
+
+def test_a_global_stage_model_applies_the_given_gains_exactly(tmp_path):
+    """The RAW of --wb R,B --exposure-gain G is the RAW of unit gains divided by (wb_c * G), channel by channel."""
+    import cv2
+
+    from revisp_tf.isp.sensor import PROJECT_10BIT
+
+    model = build_reverse_isp("global", global_stage="fitted")
+    path = tmp_path / "g.keras"
+    model.save(path)
+    image = tmp_path / "a.png"
+    y, x = np.mgrid[:64, :96]
+    cv2.imwrite(str(image), np.stack([x + 60, y + 80, x + y + 40], -1).astype(np.uint8))  # mid-tones: no clip
+    raws = {}
+    for name, args in (("unit", ["--wb", "1,1", "--exposure-gain", "1"]), ("given", ["--wb", "2,1.6", "--exposure-gain", "1.25"])):
+        result = infer(image, "--model", path, "--out", tmp_path / name, "--sensor", "project", *args)
+        assert result.exit_code == 0, result.output
+        raws[name] = PROJECT_10BIT.to_model_units(np.load(tmp_path / name / "a.npy"))
+    ratio = raws["given"].reshape(-1, 4).sum(0) / raws["unit"].reshape(-1, 4).sum(0)
+    np.testing.assert_allclose(ratio, 1 / (np.array([2.0, 1.0, 1.0, 1.6]) * 1.25), rtol=5e-3)  # 10-bit rounding
 
 
 def test_metadata_options_are_checked_in_one_line(tmp_path, monkeypatch, model_path):
