@@ -265,7 +265,7 @@ def export_tflite(
       size: (H, W) of the static input, or None for dynamic height and width (batch is 1).
       representative_data: int8 calibration images (arrays or image paths, (H, W, 3) in [0, 1]);
         default `calibration_images()`. Real photos of the target camera calibrate best.
-      representative_contexts: for a global-stage model, each calibration image's (H, W, 8) frame
+      representative_contexts: for a global-stage model, each calibration image's (H, W, CONTEXT_CHANNELS) frame
         context (the slice of its frame's, `global_stage.context.context_window`); default each image's own
         `frame_context` (the image taken as a whole frame).
       check_data: images compared between LiteRT and Keras; default the first two calibration images.

@@ -95,7 +95,7 @@ def _inputs(interpreter, rgb: np.ndarray, context: np.ndarray | None) -> dict:
 
 
 def run(interpreter: Interpreter, rgb: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
-    """(H, W, 3) RGB [+ (H, W, 8) context; default: the image is the whole frame] -> (H/2, W/2, 4) packed RGGB."""
+    """(H, W, 3) RGB [+ (H, W, CONTEXT_CHANNELS) context; default: the image is the whole frame] -> (H/2, W/2, 4) packed RGGB."""
     check_image(interpreter, rgb)
     return interpreter.get_signature_runner(SIGNATURE)(**_inputs(interpreter, rgb, context))[OUTPUT][0]
 

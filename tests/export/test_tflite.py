@@ -270,7 +270,9 @@ def test_global_stage_int8_calibrates_each_input_by_name(tmp_path):
                   and "global_curves" in details[op["outputs"][0]]["name"]]
         assert len(curves) == 1 and (details[curves[0]["inputs"][1]]["dtype"] == np.float32) == (parts is None)
     assert errors[()].mean() < 0.03 and errors[None].mean() < 0.03  # a few 8-bit steps, not a scrambled input
-    with pytest.raises(ValueError, match="one \\(H, W, 8\\) context per calibration image"):
+    from revisp_tf.global_stage.context import CONTEXT_CHANNELS
+
+    with pytest.raises(ValueError, match=f"one \\(H, W, {CONTEXT_CHANNELS}\\) context per calibration image"):
         export_tflite(model, tmp_path / "bad.tflite", quantize="int8", size=(64, 96), representative_data=images,
                       representative_contexts=contexts[:1])
     with pytest.raises(ValueError, match="float_parts"):
