@@ -94,3 +94,69 @@ def test_jit_compiled_training_step_equals_the_plain_one(tiny_pairs):
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     assert np.allclose(terms[0], terms[1], rtol=1e-4), terms
+
+
+def _pairs_with_gains(src, dst, seed):
+    """A copy of the pairs `src` whose every scene records random gains, its RAW divided by them as a camera's would be."""
+    import json
+    import shutil
+
+    from revisp_tf.io.metadata import CaptureMetadata
+
+    data = shutil.copytree(src, dst)
+    meta = json.loads((data / "meta.json").read_text())
+    rng = np.random.default_rng(seed)
+    for name, scene in meta["scenes"].items():
+        c = CaptureMetadata((rng.uniform(1.5, 2.5), 1.0, rng.uniform(1.2, 2.0)), rng.uniform(0.8, 1.5), "test")
+        scene["capture"] = c.to_json()
+        for npy in data.glob(f"{name}_*.npy"):
+            raw = np.load(npy)
+            if raw.shape[-1] != 4:
+                continue  # the demosaiced ground truth (unused by a fit-only model)
+            np.save(npy, np.round(raw / (np.array(c.wb)[[0, 1, 1, 2]] * c.exposure_gain)).astype(raw.dtype))
+    (data / "meta.json").write_text(json.dumps(meta))
+    return data
+
+
+def test_recorded_gains_fit_balanced_curves_and_the_prior(tiny_pairs, tmp_path):
+    """Pairs whose meta.json records each scene's gains: the curves are the fit on balanced RAW, the prior
+    is the ridge on the frames' statistics, and the model applies a frame's recorded gains exactly."""
+    import json
+
+    from revisp_tf.data.examples import read_example
+    from revisp_tf.global_stage.context import capture_log_gains, context_window
+    from revisp_tf.global_stage.fit import balanced_bayer, fit_global_inverse
+    from revisp_tf.global_stage.placement import frame_contexts
+    from revisp_tf.global_stage.prior import fit_frame_prior
+    from revisp_tf.io.metadata import CaptureMetadata, patch_captures
+    from revisp_tf.isp.bayer import mosaic
+
+    data, rng = _pairs_with_gains(tiny_pairs, tmp_path / "pairs", seed=1), np.random.default_rng(0)
+    cfg = tiny_config(data, "model.variant=global", "model.global_stage=fitted", "optim.phases=[]")
+    result = train_lib.train(cfg, tmp_path / "run", verbose=0)
+    model = load_reverse_isp(result.model_path)
+    train, _, _ = train_lib.load_examples(cfg, tmp_path / "run")
+    captures = patch_captures([ex.rgb for ex in train])
+    rgbs, bayers = zip(*(read_example(ex, PROJECT_10BIT) for ex in train))
+    curves = fit_global_inverse(rgbs, [balanced_bayer(b, c.wb, c.exposure_gain) for b, c in zip(bayers, captures)])
+    np.testing.assert_allclose(model.get_layer("global_curves").inverse().curves, curves.curves, atol=1e-5)
+    frames = list({id(c): c for c, _, _ in frame_contexts(train, captures)}.values())
+    prior = fit_frame_prior([c.stats for c in frames], [c.gains for c in frames])
+    np.testing.assert_allclose(model.get_layer("frame_gains").bias.numpy(), prior.bias, atol=1e-6)
+    assert json.loads((tmp_path / "run" / "global_fit.json").read_text())["capture_metadata"] is True
+    # Given a frame's gains, the model is the balanced curves divided by them (packed RGGB), clipped.
+    capture = CaptureMetadata((2.0, 1.0, 1.5), 1.25, "test")
+    rgb = rng.random((32, 48, 3)).astype(np.float32) * 0.6
+    context = frame_contexts([train[0]], [capture])[0][0]
+    got = predict_bayer(model, rgb, context=context_window(context, 0, 0, 32, 48))
+    scale = np.exp(capture_log_gains(capture.wb, capture.exposure_gain)[0])[[0, 1, 1, 2]]
+    want = np.clip(np.asarray(mosaic(curves.demosaiced(rgb))) * scale, 0, 1)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    # eval: the recorded gains by default; --metadata none leaves them to the prior, which cannot know
+    # these arbitrary per-scene gains.
+    from revisp_tf.scoring.evaluate import run_eval
+
+    test = _pairs_with_gains(tiny_pairs, tmp_path / "test", seed=2)  # other gains than the training frames'
+    recorded, _ = run_eval(model, test, PROJECT_10BIT, baselines=(), progress=False)
+    prior_only, _ = run_eval(model, test, PROJECT_10BIT, baselines=(), progress=False, metadata="none")
+    assert recorded["model"]["psnr"] > prior_only["model"]["psnr"] + 2.0, (recorded["model"]["psnr"], prior_only["model"]["psnr"])
