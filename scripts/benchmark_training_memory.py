@@ -4,6 +4,7 @@
     python scripts/benchmark_training_memory.py --rows paper --batches 1,2
     python scripts/benchmark_training_memory.py --rows configs     # each shipped config at its own batch size
     python scripts/benchmark_training_memory.py --rows paper --mixed-precision   # on a GPU: fp32 and mixed rows
+    python scripts/benchmark_training_memory.py --rows paper --batches 6 --data /tmp/memdata   # keeps the prepared data, reuses it
 
 Rows:
 - `paper`: training/configs/paper_s7_dual.yaml at each of --batches, with the joint step (both
@@ -276,7 +277,7 @@ def main() -> int:
     p.add_argument("--limit-gib", type=float, default=17.0, help="kill a row whose RSS passes this")
     p.add_argument("--mixed-precision", action="store_true", help="also each row with runtime.mixed_precision (GPUs)")
     p.add_argument("--joint-batch6", action="store_true", help="also run the joint step at batch 6 (about 30 GB)")
-    p.add_argument("--data", help="a folder to keep the prepared data in (default: a temporary one)")
+    p.add_argument("--data", help="a folder to keep the prepared data in and reuse (default: a temporary one)")
     p.add_argument("--json", help="append each row's result to this JSON-lines file")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--prepare", help=argparse.SUPPRESS)
@@ -292,11 +293,16 @@ def main() -> int:
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     data_root = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="train_memory_data_"))
     try:
-        code, _, _, text = watched([sys.executable, __file__, "--prepare", str(data_root)], args.limit_gib)
-        if code:
-            print(text, file=sys.stderr)
-            return code
-        folders = json.loads(text.strip().splitlines()[-1])
+        manifest = data_root / "folders.json"
+        if manifest.is_file():  # a --data folder prepared by an earlier run
+            folders = json.loads(manifest.read_text())
+        else:
+            code, _, _, text = watched([sys.executable, __file__, "--prepare", str(data_root)], args.limit_gib)
+            if code:
+                print(text, file=sys.stderr)
+                return code
+            folders = json.loads(text.strip().splitlines()[-1])
+            manifest.write_text(json.dumps(folders))
         print(f"data: {folders['s7']['what']}; {folders['p20']['what']}; {folders['synthetic']['what']}")
         print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
               f"watchdog at {args.limit_gib:g} GiB; {args.steps} steps per row")
