@@ -1,6 +1,6 @@
 """Per-camera fidelity: train on one frame of a camera, test on another frame of the same camera.
 
-    python scripts/benchmark_fidelity.py [--isps libraw,darktable,rt-pop2lab,rt-local] \
+    python scripts/benchmark_fidelity.py [--isps libraw,darktable,rt-pop2lab,rt-local[,infinite-isp]] \
         [--frame-pairs all] [--trained single,dual,single+global,dual+global] [--seeds 0,1] \
         [--steps 150] [--ablation] [--shipped] [--work-dir runs/benchmark_fidelity]
     python scripts/benchmark_fidelity.py --table     # the report's Markdown tables (docs/benchmarks.md)
@@ -69,6 +69,7 @@ from revisp_tf.data.scan import scan_pairs  # noqa: E402
 from revisp_tf.global_stage.placement import frame_contexts  # noqa: E402
 from revisp_tf.io.atomic import atomic_write  # noqa: E402
 from revisp_tf.io.images import read_raw_npy, read_rgb, write_rgb  # noqa: E402
+from revisp_tf.io.metadata import patch_captures  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
 from revisp_tf.models import has_global_stage, load_reverse_isp, predict_bayer  # noqa: E402
 from revisp_tf.scoring import (
@@ -163,9 +164,12 @@ def train_run(cfg, run_dir: Path) -> tuple[Path, float | None]:
     return result.model_path, time.perf_counter() - t0, False
 
 
-def score_model(model_path: Path, examples) -> dict:
+def score_model(model_path: Path, examples, with_metadata: bool = True) -> dict:
+    """The model's scores on `examples`; a global-stage model gets their recorded gains, as `eval` gives by default."""
     model = load_reverse_isp(model_path)
-    contexts = frame_contexts(examples) if has_global_stage(model) else None
+    contexts = None
+    if has_global_stage(model):
+        contexts = frame_contexts(examples, patch_captures([e.rgb for e in examples]) if with_metadata else None)
     predict = lambda rgb, context=None: predict_bayer(model, rgb, context=context)  # noqa: E731
     return evaluate.evaluate_pairs(examples, PROJECT_10BIT, predict, (), progress=False, contexts=contexts)["model"]
 
@@ -441,7 +445,7 @@ def tflite_main(args) -> int:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--isps", default=",".join(ISPS))
+    ap.add_argument("--isps", default="libraw,darktable,rt-pop2lab,rt-local", help=f"some of {', '.join(ISPS)}")
     ap.add_argument("--frame-pairs", default="all", help="all, or e.g. P9-19:P9-242,Indoor1:Outdoor1")
     ap.add_argument("--trained", default="single,dual,single+global,dual+global")
     ap.add_argument("--ablation", action="store_true", help="also the baseline net on ABLATION_ISPS x ABLATION_PAIRS")

@@ -53,7 +53,6 @@ from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.io.metadata import patch_captures  # noqa: E402
 from revisp_tf.isp.bayer import mosaic  # noqa: E402
 from revisp_tf.isp.sensor import PROJECT_10BIT  # noqa: E402
-from revisp_tf.models import has_global_stage, load_reverse_isp, predict_bayer  # noqa: E402
 from revisp_tf.scoring import baselines, evaluate  # noqa: E402
 
 SENSOR_FRAMES = ("Indoor1", "Outdoor1", "Outdoor2", "Outdoor4")
@@ -83,17 +82,6 @@ def _read(examples):
     return [read_rgb(ex.rgb) for ex in examples], [PROJECT_10BIT.to_model_units(read_raw_npy(ex.raw)) for ex in examples]
 
 
-def _scaled(fit, gains_of):
-    """predict(rgb) of balanced curves times a frame's packed-channel scale, clipped."""
-    return lambda rgb: np.clip(np.asarray(mosaic(fit.demosaiced(rgb))) * gains_of(), 0.0, 1.0)
-
-
-def _packed_scale(log_gains: np.ndarray) -> np.ndarray:
-    """(R, G, B) log gains -> the packed RGGB channels' linear scale."""
-    g = np.exp(np.asarray(log_gains, np.float64))
-    return np.array([g[0], g[1], g[1], g[2]])
-
-
 def untrained(train_ex, test_ex) -> dict:
     """Every closed-form method's scores on the test frame."""
     out = {}
@@ -114,20 +102,11 @@ def untrained(train_ex, test_ex) -> dict:
     prior = fit_frame_prior([c.stats for c in train_ctx], [c.gains for c in train_ctx])
     test_ctx = frame_contexts(test_ex, test_caps)[0][0]
     for name, log_gains in (("fitted+metadata", test_ctx.gains), ("fitted+prior", prior.predict(test_ctx.stats))):
-        scale = _packed_scale(log_gains)
-        out[name] = bf._summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, _scaled(balanced, lambda s=scale: s), (),
-                                                        progress=False)["model"])
+        # The balanced curves' RAW times the frame's gain for each sample's colour, clipped.
+        predict = lambda rgb, g=np.exp(log_gains): np.clip(balanced_bayer(mosaic(balanced.demosaiced(rgb)), g), 0.0, 1.0)  # noqa: E731
+        out[name] = bf._summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False)["model"])
         out[name]["log_gains"] = np.asarray(log_gains).tolist()
     return out
-
-
-def score(model_path: Path, examples, with_metadata: bool) -> dict:
-    model = load_reverse_isp(model_path)
-    contexts = None
-    if has_global_stage(model):
-        contexts = frame_contexts(examples, patch_captures([e.rgb for e in examples]) if with_metadata else None)
-    predict = lambda rgb, context=None: predict_bayer(model, rgb, context=context)  # noqa: E731
-    return bf._summary(evaluate.evaluate_pairs(examples, PROJECT_10BIT, predict, (), progress=False, contexts=contexts)["model"])
 
 
 def run_split(isp: str, train: tuple, test: str, dirs: dict, args, methods, seeds) -> dict:
@@ -141,7 +120,7 @@ def run_split(isp: str, train: tuple, test: str, dirs: dict, args, methods, seed
             cfg = bf.experiment(method, seed, train_dir, args)
             run_dir = args.work_dir / "lofo" / "runs" / isp / tag / f"{method}-s{seed}"
             model_path, secs, reused = bf.train_run(cfg, run_dir)
-            with_md, without = score(model_path, test_ex, True), score(model_path, test_ex, False)
+            with_md, without = bf.score_model(model_path, test_ex), bf.score_model(model_path, test_ex, with_metadata=False)
             runs.append({"seed": seed, "train_s": round(secs, 1), "reused": reused, "metadata": with_md, "prior": without})
             print(f"  {isp} {tag} {method} seed {seed}: {with_md['psnr']:.2f} dB with metadata, {without['psnr']:.2f} without"
                   f" ({secs:.0f} s{', reused' if reused else ''})", flush=True)

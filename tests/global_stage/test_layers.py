@@ -116,7 +116,7 @@ def test_litert_equals_keras_for_a_global_stage_model(tmp_path, s7_patches):
 
 def test_frame_gains_apply_recorded_gains_exactly_and_the_prior_elsewhere():
     """Recorded wb and exposure replace the prior's gains; wb alone keeps the prior's level (green's)."""
-    from revisp_tf.global_stage.context import frame_context
+    from revisp_tf.global_stage.context import STATS, frame_context
     from revisp_tf.global_stage.layers import FrameGains
     from revisp_tf.io.metadata import CaptureMetadata
 
@@ -127,7 +127,7 @@ def test_frame_gains_apply_recorded_gains_exactly_and_the_prior_elsewhere():
     rng = np.random.default_rng(3)
     layer.kernel.assign(rng.normal(0, 0.2, layer.kernel.shape))
     layer.bias.assign([0.3, -0.1, 0.2])
-    stats = frame_context(rgb)[0, 0, 5:30]
+    stats = frame_context(rgb)[0, 0, STATS]
     prior = (stats - layer.reference.numpy()) @ layer.kernel.numpy() + layer.bias.numpy()  # NumPy reference
 
     def gains(capture):
