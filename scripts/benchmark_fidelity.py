@@ -88,9 +88,13 @@ FRAMES = {
     "Outdoor1": "infinite_isp_grbg8/Outdoor1_2592x1536_8bit_GRBG.raw",
     "Outdoor2": "infinite_isp_grbg8/Outdoor2_2592x1536_8bit_GRBG.raw",
     "Outdoor4": "infinite_isp_grbg8/Outdoor4_2592x1536_8bit_GRBG.raw",
+    "550D": "canon_550d/colorchart.dng",
+    "N900": "nokia_n900/bayer_small.png",
 }
 # Infinite-ISP renders each frame of its sensor with that frame's tuned config, and other cameras'
 # frames with Indoor1's (its 3A sets their white balance and exposure; the sensor fields come from the RAW).
+# Frames smaller than the patch size get smaller patches: the N900 crop is 344 x 254 px after CFA alignment.
+FRAME_PATCH = {"N900": 168}
 INFINITE_ISP_CONFIGS = {name: FRAMES[name].replace("8bit_GRBG.raw", "10bit_GRBG-configs.yml")
                         for name in FRAMES if name.startswith(("Indoor", "Outdoor"))}
 INFINITE_ISP_DEFAULT_CONFIG = INFINITE_ISP_CONFIGS["Indoor1"]
@@ -102,6 +106,9 @@ ISPS = {
     "rt-pop2lab": {"isp": "rawtherapee", "profile": "Pop 2 Lab"},
     "rt-local": {"isp": "rawtherapee", "profile": "Standard Film Curve - ISO High"},  # film curve + denoising
     "infinite-isp": {"isp": "infinite-isp"},  # the profile: the frame's config (INFINITE_ISP_CONFIGS)
+    # More of RawTherapee's bundled tone "cameras", for the generic model's training renders.
+    "rt-pop1": {"isp": "rawtherapee", "profile": "Pop 1"},
+    "rt-film-low": {"isp": "rawtherapee", "profile": "Standard Film Curve - ISO Low"},
 }
 UNTRAINED = ("mosaic", "upi", "fitted", "oracle")
 # A diagnostic, not a method: the training frame's fit with the 4 per-channel gains that suit the
@@ -119,20 +126,21 @@ ABLATION_PAIRS = (("P9-19", "P9-242"), ("Outdoor1", "Indoor1"))
 FIELDS = ("psnr", "ssim", "psnr_oe", "psnr_noe")
 
 
-def make_frames(isp: str, raw_dir: Path, out: Path, patch: int, rgb_format: str = "jpg") -> dict[str, Path]:
-    """Each frame's pairs in a folder of its own, rendered by `isp` (reused when the stamp matches)."""
+def make_frames(isp: str, raw_dir: Path, out: Path, patch: int, rgb_format: str = "jpg", names=None) -> dict[str, Path]:
+    """Each frame's pairs (`names`, default every frame) in a folder of its own, rendered by `isp` (reused when the stamp matches)."""
     dirs = {}
-    for name, rel in FRAMES.items():
+    for name in names or FRAMES:
+        rel, size = FRAMES[name], FRAME_PATCH.get(name, patch)
         d = out / isp / name
         isp_args = dict(ISPS[isp])
         if isp_args["isp"] == "infinite-isp":
             isp_args["profile"] = str(raw_dir / INFINITE_ISP_CONFIGS.get(name, INFINITE_ISP_DEFAULT_CONFIG))
-        params = {"isp": isp_args, "patch": patch, "source": rel} | ({} if rgb_format == "jpg" else {"rgb_format": rgb_format})
+        params = {"isp": isp_args, "patch": size, "source": rel} | ({} if rgb_format == "jpg" else {"rgb_format": rgb_format})
         stamp = d / "frame.json"
         if not (stamp.is_file() and json.loads(stamp.read_text()) == params):
             shutil.rmtree(d, ignore_errors=True)
             kw = make_real_pairs.raw_kwargs(raw_dir, make_real_pairs.FILES[rel])
-            make_pairs_from_raw(raw_dir / rel, d, patch, progress=False, rgb_format=rgb_format, **isp_args, **kw)
+            make_pairs_from_raw(raw_dir / rel, d, size, progress=False, rgb_format=rgb_format, **isp_args, **kw)
             with atomic_write(stamp) as tmp:
                 tmp.write_text(json.dumps(params))
         dirs[name] = d

@@ -82,24 +82,35 @@ def _read(examples):
     return [read_rgb(ex.rgb) for ex in examples], [PROJECT_10BIT.to_model_units(read_raw_npy(ex.raw)) for ex in examples]
 
 
-def untrained(train_ex, test_ex) -> dict:
-    """Every closed-form method's scores on the test frame."""
+def closed_form_fits(train_ex) -> dict:
+    """The closed-form stages fitted on the training pairs: "fitted" (frame-blind), and where every
+    pair records its gains, "balanced" (curves on balanced RAW) and "prior" (the frame-gain prior)."""
+    fits = {"fitted": baselines.fit_baseline(train_ex, PROJECT_10BIT)}
+    caps = patch_captures([e.rgb for e in train_ex])
+    if any(c is None for c in caps):
+        return fits  # a render that records no gains: no metadata rows
+    rgbs, bayers = _read(train_ex)
+    fits["balanced"] = fit_global_inverse(rgbs, [balanced_bayer(b, c.wb, c.exposure_gain) for b, c in zip(bayers, caps)])
+    ctx = {id(c): c for c, _, _ in frame_contexts(train_ex, caps)}.values()
+    fits["prior"] = fit_frame_prior([c.stats for c in ctx], [c.gains for c in ctx])
+    return fits
+
+
+def untrained(train_ex, test_ex, fits: dict | None = None) -> dict:
+    """Every closed-form method's scores on the test frame (`fits`: closed_form_fits(train_ex), when already made)."""
+    fits = fits or closed_form_fits(train_ex)
     out = {}
-    fits = {"fitted": baselines.fit_baseline(train_ex, PROJECT_10BIT), "oracle": baselines.fit_baseline(test_ex, PROJECT_10BIT)}
-    for name in ("upi", "fitted", "oracle"):
+    for name, fit in (("upi", None), ("fitted", fits["fitted"]), ("oracle", baselines.fit_baseline(test_ex, PROJECT_10BIT))):
         base = "upi" if name == "upi" else "fitted"
-        rep = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fits.get(name))
+        rep = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fit)
         out[name] = bf._summary(rep[base])
     gains = bf._best_gains(fits["fitted"], test_ex)
     predict = lambda rgb: np.clip(fits["fitted"].predict(rgb) * gains, 0.0, 1.0)  # noqa: E731
     out[bf.GAIN_ORACLE] = bf._summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False)["model"])
-    train_caps, test_caps = patch_captures([e.rgb for e in train_ex]), patch_captures([e.rgb for e in test_ex])
-    if any(c is None for c in train_caps + test_caps):
-        return out  # a render that records no gains: no metadata rows
-    rgbs, bayers = _read(train_ex)
-    balanced = fit_global_inverse(rgbs, [balanced_bayer(b, c.wb, c.exposure_gain) for b, c in zip(bayers, train_caps)])
-    train_ctx = {id(c): c for c, _, _ in frame_contexts(train_ex, train_caps)}.values()
-    prior = fit_frame_prior([c.stats for c in train_ctx], [c.gains for c in train_ctx])
+    test_caps = patch_captures([e.rgb for e in test_ex])
+    if "balanced" not in fits or any(c is None for c in test_caps):
+        return out
+    balanced, prior = fits["balanced"], fits["prior"]
     test_ctx = frame_contexts(test_ex, test_caps)[0][0]
     for name, log_gains in (("fitted+metadata", test_ctx.gains), ("fitted+prior", prior.predict(test_ctx.stats))):
         # The balanced curves' RAW times the frame's gain for each sample's colour, clipped.

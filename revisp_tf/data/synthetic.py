@@ -11,7 +11,8 @@ one leaves zipper and colour fringes that no phone ISP shows.)
 
 Files: `{scene}_{k}.jpg|png` (8-bit sRGB), `{scene}_{k}.npy` (packed RGGB uint16 in
 `PROJECT_10BIT` stored units) and `meta.json` (seed, cameras, per-patch crop, exposure, noise,
-overexposed share). Scenes are integers, as in the challenge; `meta.json` names their sources.
+overexposed share, and the gains applied as the patch's capture metadata). Scenes are integers,
+as in the challenge; `meta.json` names their sources.
 `meta.json` is written last, so its presence means the set is complete. A run first writes
 `.meta.partial.json` (the files it will replace or write) and removes it at the end: a run that
 was killed leaves that file, and the same command then recognises the folder and starts it over.
@@ -33,6 +34,7 @@ from revisp_tf.data.layout import META_NAME
 from revisp_tf.data.scan import demosaic_path
 from revisp_tf.io.atomic import atomic_write
 from revisp_tf.io.images import write_npy, write_rgb
+from revisp_tf.io.metadata import CaptureMetadata
 from revisp_tf.isp.bayer import mosaic
 from revisp_tf.isp.mask import LUMA_THRESHOLD, overexposure_mask
 from revisp_tf.isp.process import process
@@ -127,6 +129,14 @@ def sensor_linear(lin) -> np.ndarray:
     return PROJECT_10BIT.to_model_units(PROJECT_10BIT.to_stored(np.clip(np.asarray(lin), 0.0, WHITE)))
 
 
+def patch_capture(params, exposure: float) -> CaptureMetadata:
+    """The gains the forward ISP applied to a patch (`process`): the camera's white balance, and
+    its brightening times the patch's exposure as the exposure gain."""
+    return CaptureMetadata(
+        wb=(params.red_gain, 1.0, params.blue_gain), exposure_gain=params.rgb_gain * float(exposure), source="synthetic camera"
+    )
+
+
 def render_rgb8(lin, params, exposure) -> np.ndarray:
     """Forward ISP of full-resolution linear camera RGB -> uint8 sRGB."""
     return np.round(process(lin, params, exposure=exposure).numpy() * 255.0).astype(np.uint8)
@@ -193,7 +203,8 @@ def _write_scene(out: Path, scene: int, name: str, n: int, seed: int, patch: int
         write_rgb(out / f"{scene}_{k}.{rgb_format}", rgb8[k], jpeg_quality=JPEG_QUALITY)
         write_npy(out / f"{scene}_{k}.npy", PROJECT_10BIT.to_stored(raw[k]))
         patches.append(
-            {"k": k, **dataclasses.asdict(spec), "shot_noise": shot, "read_noise": read, "overexposed": float(over[k])}
+            {"k": k, **dataclasses.asdict(spec), "shot_noise": shot, "read_noise": read, "overexposed": float(over[k]),
+             "capture": patch_capture(params, spec.exposure).to_json()}
         )
     return {"source": f"skimage.data.{name}", "camera": params.to_dict(), "patches": patches}
 

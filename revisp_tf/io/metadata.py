@@ -15,7 +15,8 @@ a camera JPEG's EXIF, `infer --wb R,B --exposure-gain G`):
 - source: where the numbers come from (an ISP, "exif", a file, "argument").
 
 make-pairs writes it per scene under meta.json's "scenes" -> NAME -> "capture" (`pairs_metadata`
-reads them back). Camera JPEGs are read with ExifTool (`Composite:RedBalance` / `BlueBalance`,
+reads them back), and synthetic pairs per patch ("patches" -> [i] -> "capture": each patch has
+its own exposure; `patch_captures` takes a patch's own before its scene's). Camera JPEGs are read with ExifTool (`Composite:RedBalance` / `BlueBalance`,
 which it derives from every maker's notes: Canon WB_RGGBLevelsAsShot, Nikon WB_RBLevels, Olympus,
 Panasonic, Sony, ...). No TensorFlow here.
 """
@@ -127,13 +128,31 @@ def pairs_metadata(data_dir) -> dict[str, CaptureMetadata | None]:
 
 
 def patch_captures(rgb_paths) -> list[CaptureMetadata | None]:
-    """The capture metadata of each patch `{scene}_{k}.jpg|png` from the meta.json beside it (None: no meta.json, scene or capture)."""
+    """The capture metadata of each patch `{scene}_{k}.jpg|png` from the meta.json beside it.
+
+    A patch's own "capture" (synthetic pairs) wins over its scene's; None: no meta.json, scene
+    or capture.
+    """
     folders: dict[Path, dict] = {}
     out = []
     for p in map(Path, rgb_paths):
         if p.parent not in folders:
-            folders[p.parent] = pairs_metadata(p.parent) if (p.parent / META_NAME).is_file() else {}
-        out.append(folders[p.parent].get(p.stem.rpartition("_")[0]))
+            folders[p.parent] = _patch_metadata(p.parent) if (p.parent / META_NAME).is_file() else {}
+        scene = p.stem.rpartition("_")[0]
+        known = folders[p.parent]
+        out.append(known.get(p.stem, known.get(scene)))
+    return out
+
+
+def _patch_metadata(data_dir: Path) -> dict[str, CaptureMetadata | None]:
+    """Scene name -> its capture, and `{scene}_{k}` -> a patch's own capture where it has one."""
+    out = pairs_metadata(data_dir)
+    path = data_dir / META_NAME
+    for name, entry in json.loads(path.read_text())["scenes"].items():
+        for patch in entry.get("patches", []):
+            if isinstance(patch, dict) and patch.get("capture") is not None:
+                where = f"{path}: scene {name} patch {patch.get('k')}"
+                out[f"{name}_{patch.get('k')}"] = CaptureMetadata.from_json(patch["capture"], where)
     return out
 
 

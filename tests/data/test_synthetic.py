@@ -220,3 +220,27 @@ def test_a_run_killed_midway_is_redone_by_the_same_command(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
     for p in clean.iterdir():
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_each_patch_records_the_gains_its_rgb_was_rendered_with(clean_png):
+    # RAW x the recorded wb x exposure gain is the white-balanced camera RGB the colour matrix and
+    # tone curve saw: rgb2cam @ linear(sRGB), mosaiced, wherever nothing clipped. A patch's own
+    # capture wins over its scene's (each patch has its own exposure).
+    from revisp_tf.global_stage.fit import balanced_bayer
+    from revisp_tf.io.metadata import patch_captures
+
+    out, meta = clean_png
+    pairs = list(_pairs(meta))
+    captures = patch_captures([out / f"{scene}_{k}.png" for scene, k, _, _ in pairs])
+    errs, unbalanced = [], []
+    for (scene, k, cam, p), cap in zip(pairs, captures):
+        assert cap.source == "synthetic camera" and cap.exposure_gain == pytest.approx(cam.rgb_gain * p["exposure"], rel=1e-12)
+        rgb = read_rgb(out / f"{scene}_{k}.png").astype(np.float64)
+        raw = PROJECT_10BIT.to_model_units(read_raw_npy(out / f"{scene}_{k}.npy")).astype(np.float64)
+        seen = bayer.mosaic(np_srgb_to_linear(rgb) @ np.asarray(cam.rgb2cam).T).numpy()
+        ok = (rgb.min(-1, keepdims=True) > 0.05) & (rgb.max(-1, keepdims=True) < 0.9)
+        keep = bayer.mosaic(np.repeat(ok, 3, -1).astype(np.float32)).numpy() > 0
+        errs.append(np.abs(balanced_bayer(raw, cap.wb, cap.exposure_gain) - seen)[keep] / seen[keep])
+        unbalanced.append(np.abs(raw - seen)[keep] / seen[keep])
+    assert np.median(np.concatenate(errs)) < 0.02 and np.median(np.concatenate(unbalanced)) > 0.2
+    assert len({c.exposure_gain for c in captures}) == len(captures)
