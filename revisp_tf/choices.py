@@ -7,6 +7,10 @@ Importable without TensorFlow: the CLI lists them before TensorFlow starts.
 # a fast camera-fitted model of its own) and where a global stage starts from.
 VARIANTS = ("baseline", "single", "dual", "global")
 GLOBAL_STAGES = ("none", "upi", "fitted")
+# The frame-gain prior of a global stage fitted on recorded gains: "ridge" on the frames' colour
+# statistics (one camera's frames), "mean" the training frames' mean gains (many cameras' frames,
+# whose statistics do not tell one camera's gains from another's).
+FRAME_PRIORS = ("ridge", "mean")
 # Data: folder layouts of (RGB, RAW) pairs, the RGB format pairs are written in, training augmentations.
 LAYOUTS = ("aim22", "folder")
 RGB_FORMATS = ("jpg", "png")

@@ -47,7 +47,7 @@ from revisp_tf.data.layout import META_NAME  # noqa: E402
 from revisp_tf.data.scan import scan_pairs  # noqa: E402
 from revisp_tf.global_stage.fit import balanced_bayer, fit_global_inverse  # noqa: E402
 from revisp_tf.global_stage.placement import frame_contexts  # noqa: E402
-from revisp_tf.global_stage.prior import fit_frame_prior  # noqa: E402
+from revisp_tf.global_stage.prior import fit_frame_prior, mean_frame_prior  # noqa: E402
 from revisp_tf.io.atomic import atomic_write  # noqa: E402
 from revisp_tf.io.images import read_raw_npy, read_rgb  # noqa: E402
 from revisp_tf.io.metadata import patch_captures  # noqa: E402
@@ -82,9 +82,10 @@ def _read(examples):
     return [read_rgb(ex.rgb) for ex in examples], [PROJECT_10BIT.to_model_units(read_raw_npy(ex.raw)) for ex in examples]
 
 
-def closed_form_fits(train_ex) -> dict:
+def closed_form_fits(train_ex, frame_prior: str = "ridge") -> dict:
     """The closed-form stages fitted on the training pairs: "fitted" (frame-blind), and where every
-    pair records its gains, "balanced" (curves on balanced RAW) and "prior" (the frame-gain prior)."""
+    pair records its gains, "balanced" (curves on balanced RAW) and "prior" (the frame-gain prior,
+    ridge or mean as `model.frame_prior`)."""
     fits = {"fitted": baselines.fit_baseline(train_ex, PROJECT_10BIT)}
     caps = patch_captures([e.rgb for e in train_ex])
     if any(c is None for c in caps):
@@ -92,21 +93,24 @@ def closed_form_fits(train_ex) -> dict:
     rgbs, bayers = _read(train_ex)
     fits["balanced"] = fit_global_inverse(rgbs, [balanced_bayer(b, c.wb, c.exposure_gain) for b, c in zip(bayers, caps)])
     ctx = {id(c): c for c, _, _ in frame_contexts(train_ex, caps)}.values()
-    fits["prior"] = fit_frame_prior([c.stats for c in ctx], [c.gains for c in ctx])
+    fits["prior"] = (fit_frame_prior if frame_prior == "ridge" else mean_frame_prior)([c.stats for c in ctx], [c.gains for c in ctx])
     return fits
 
 
-def untrained(train_ex, test_ex, fits: dict | None = None) -> dict:
-    """Every closed-form method's scores on the test frame (`fits`: closed_form_fits(train_ex), when already made)."""
+def untrained(train_ex, test_ex, fits: dict | None = None, oracles: bool = True) -> dict:
+    """Every closed-form method's scores on the test frame (`fits`: closed_form_fits(train_ex), when
+    already made; `oracles`: also the fits that see the test frame)."""
     fits = fits or closed_form_fits(train_ex)
     out = {}
-    for name, fit in (("upi", None), ("fitted", fits["fitted"]), ("oracle", baselines.fit_baseline(test_ex, PROJECT_10BIT))):
+    methods = (("upi", None), ("fitted", fits["fitted"])) + ((("oracle", baselines.fit_baseline(test_ex, PROJECT_10BIT)),) if oracles else ())
+    for name, fit in methods:
         base = "upi" if name == "upi" else "fitted"
         rep = evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, None, (base,), progress=False, fitted=fit)
         out[name] = bf._summary(rep[base])
-    gains = bf._best_gains(fits["fitted"], test_ex)
-    predict = lambda rgb: np.clip(fits["fitted"].predict(rgb) * gains, 0.0, 1.0)  # noqa: E731
-    out[bf.GAIN_ORACLE] = bf._summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False)["model"])
+    if oracles:
+        gains = bf._best_gains(fits["fitted"], test_ex)
+        predict = lambda rgb: np.clip(fits["fitted"].predict(rgb) * gains, 0.0, 1.0)  # noqa: E731
+        out[bf.GAIN_ORACLE] = bf._summary(evaluate.evaluate_pairs(test_ex, PROJECT_10BIT, predict, (), progress=False)["model"])
     test_caps = patch_captures([e.rgb for e in test_ex])
     if "balanced" not in fits or any(c is None for c in test_caps):
         return out

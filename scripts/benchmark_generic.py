@@ -17,11 +17,12 @@ Methods:
                       (frame-blind: the training frames' gains baked into the curves).
   global fit+prior    the closed-form stage of the generic model alone: curves fitted on RAW
                       balanced by the recorded gains, the test frame's gains from the frame-gain
-                      prior (what the model does with an input that records no gains).
+                      prior of generic.yaml (`model.frame_prior`; what the model does with an
+                      input that records no gains).
   global fit+metadata the same with the test render's recorded gains.
   generic             the trained model, no metadata (`eval --metadata none`): the default case.
   generic+metadata    the trained model given the test render's recorded gains.
-  oracle              the global inverse fitted on the test frame itself.
+  oracle              the global inverse fitted on the test frame itself (--oracle).
 Finished runs are reused when their config matches.
 """
 
@@ -68,15 +69,18 @@ def held_out_scores(held_out: str, args, seeds) -> dict:
         print(f"without {held_out}, seed {seed}: {secs / 60:.1f} min training{' (reused)' if reused else ''}, "
               f"{(time.perf_counter() - t0) / 60:.1f} min in all", flush=True)
     train_dir = args.work_dir / "generic" / "train" / ("+".join(cameras) + f"-s{seeds[0]}")
-    fits = bfg.closed_form_fits(scan_pairs(train_dir, sensor=PROJECT_10BIT))
+    frame_prior = tg.experiment(train_dir, train_dir, seeds[0], args.set).model.frame_prior
+    fits = bfg.closed_form_fits(scan_pairs(train_dir, sensor=PROJECT_10BIT), frame_prior)
     out = {}
     for isp in args.isps:
         dirs = bf.make_frames(isp, raw_dir, args.work_dir / "pairs", tg.PATCH, names=tg.CAMERAS[held_out].frames)
         for frame in tg.CAMERAS[held_out].frames:
             test_ex = scan_pairs(dirs[frame], sensor=PROJECT_10BIT)
-            closed = bfg.untrained(None, test_ex, fits)
+            closed = bfg.untrained(None, test_ex, fits, oracles=args.oracle)
             scores = {name: closed[key]["psnr"] for name, key in CLOSED_FORM.items() if key in closed}
-            for name, md in (("generic", False), ("generic+metadata", True)):
+            # A frame-blind model (capture_metadata off) ignores recorded gains: one score.
+            takes_gains = json.loads((models[seeds[0]].parent / "global_fit.json").read_text())["capture_metadata"]
+            for name, md in (("generic", False), ("generic+metadata", True))[: 2 if takes_gains else 1]:
                 per_seed = [bf.score_model(models[s], test_ex, with_metadata=md)["psnr"] for s in seeds]
                 scores[name] = float(np.mean(per_seed))
                 scores[f"{name} per seed"] = per_seed
@@ -117,6 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--raw-dir", type=Path, default=bf.make_real_pairs.RAW_DIR)
     p.add_argument("--work-dir", type=Path, default=bf.REPO / "runs" / "benchmark_fidelity")
     p.add_argument("--out", type=Path, default=None, help="report JSON [default: WORK_DIR/generic/loco.json]")
+    p.add_argument("--oracle", action="store_true", help="also the oracle (the global inverse fitted on the test frame)")
     p.add_argument("--table", action="store_true", help="print the report's Markdown tables and exit")
     args = p.parse_args(argv)
     out_path = args.out or args.work_dir / "generic" / "loco.json"
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
         return 1
     args.isps = [s for s in args.isps.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",")]
-    held = list(tg.CAMERAS) if args.held_out == "all" else args.held_out.split(",")
+    held = ["huawei-p9", *tg.TRAINING_CAMERAS] if args.held_out == "all" else args.held_out.split(",")
     t0 = time.perf_counter()
     report = json.loads(out_path.read_text()) if out_path.is_file() else {"held_out": {}}
     for camera in held:

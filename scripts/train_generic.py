@@ -76,7 +76,8 @@ SYNTHETIC_LICENCE = "generated from scikit-image's sample photos (BSD-3-Clause a
 def synthetic_pairs(out: Path, count: int, seed: int) -> Path:
     """`make-pairs --synthetic` pairs (reused when meta.json says they were made with these values)."""
     meta = out / META_NAME
-    if not (meta.is_file() and json.loads(meta.read_text()).get("seed") == seed and _count(out) == count):
+    made = json.loads(meta.read_text()) if meta.is_file() else {}
+    if not ((made.get("seed"), made.get("patch")) == (seed, SYNTHETIC_PATCH) and _count(out) == count):
         shutil.rmtree(out, ignore_errors=True)
         make_synthetic_pairs(out, count=count, seed=seed, patch=SYNTHETIC_PATCH)
     return out

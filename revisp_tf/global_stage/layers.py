@@ -133,13 +133,16 @@ class FrameGains(keras.layers.Layer):
 
     Where the context says a frame's gains were recorded they replace the prior's exactly: the
     white balance sets the chroma (each colour's log gain minus green's), the exposure gain the
-    level (green's); either alone takes the other from the prior.
+    level (green's); either alone takes the other from the prior. Only when `recorded` is 1, which
+    the fit phase sets when it fitted the curves on balanced RAW: curves fitted frame-blind hold
+    the training frames' gains already, so such a model ignores recorded ones.
     """
 
     def build(self, input_shapes):
         self.kernel = self.add_weight(name="kernel", shape=(N_STATS, 3), initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(3,), initializer="zeros")
         self.reference = self.add_weight(name="reference", shape=(N_STATS,), initializer="zeros", trainable=False)
+        self.recorded = self.add_weight(name="recorded", shape=(), initializer="zeros", trainable=False)
 
     def call(self, inputs):
         estimate, context = inputs
@@ -147,7 +150,7 @@ class FrameGains(keras.layers.Layer):
         stats = context[..., STATS] - tf.cast(self.reference, dtype)
         prior = tf.matmul(stats, tf.cast(self.kernel, dtype)) + tf.cast(self.bias, dtype)
         given, flags = context[..., GAINS], context[..., GIVEN]
-        has_wb, has_level = flags[..., :1], flags[..., 1:]
+        has_wb, has_level = (flags * tf.cast(self.recorded, dtype))[..., :1], (flags * tf.cast(self.recorded, dtype))[..., 1:]
         level = has_level * given[..., 1:2] + (1.0 - has_level) * prior[..., 1:2]
         chroma = has_wb * (given - given[..., 1:2]) + (1.0 - has_wb) * (prior - prior[..., 1:2])
         return estimate * tf.exp(level + chroma)

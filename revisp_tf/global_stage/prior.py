@@ -27,7 +27,7 @@ class FramePrior:
     kernel: np.ndarray
     bias: np.ndarray
     reference: np.ndarray
-    ridge: float
+    ridge: float | None  # None: the mean prior (no statistics)
 
     def predict(self, stats) -> np.ndarray:
         return (np.asarray(stats, np.float64) - self.reference) @ self.kernel + self.bias
@@ -62,6 +62,14 @@ def fit_frame_prior(stats, log_gains, ridges=RIDGES) -> FramePrior:
                    for i in range(len(x)))
 
     return _ridge(x, y, min(ridges, key=loo))
+
+
+def mean_frame_prior(stats, log_gains) -> FramePrior:
+    """The prior that predicts the frames' mean log gains whatever the statistics (kernel zero)."""
+    x, y = np.asarray(stats, np.float64), np.asarray(log_gains, np.float64)
+    if x.ndim != 2 or y.shape != (len(x), 3) or len(x) == 0:
+        raise ValueError(f"mean_frame_prior: expected stats (F, n) and log gains (F, 3), got {x.shape} and {y.shape}")
+    return FramePrior(np.zeros((x.shape[1], 3)), y.mean(axis=0), x.mean(axis=0), None)
 
 
 def angular_error_deg(wb_pred, wb_true) -> float:

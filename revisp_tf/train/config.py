@@ -16,6 +16,7 @@ import yaml
 from revisp_tf.checks import check_choice
 from revisp_tf.choices import (
     AUGMENTS,
+    FRAME_PRIORS,
     GLOBAL_STAGES,
     LAYOUTS,
     OPTIMIZERS,
@@ -51,6 +52,7 @@ class ModelConfig:
     # training pair has them: the curves are fitted on balanced RAW, the recorded gains are applied
     # exactly, and the frame-gain prior is fitted on them for frames that come without
     capture_metadata: bool = True
+    frame_prior: str = "ridge"  # ridge | mean: that prior (revisp_tf.choices.FRAME_PRIORS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +129,7 @@ class ExperimentConfig:
 _CHOICES = {
     "model.variant": VARIANTS,
     "model.global_stage": GLOBAL_STAGES,
+    "model.frame_prior": FRAME_PRIORS,
     "model.mask_rule": tuple(MASK_RULES),
     "data.source": ("folder", "synthetic"),
     "data.layout": LAYOUTS,

@@ -196,12 +196,14 @@ def fit_phase(model, cfg: config_lib.ExperimentConfig, examples, contexts, senso
     gains = model.get_layer("frame_gains")
     stats = np.stack([c.stats for c, _, _ in contexts])
     gains.reference.assign(stats.mean(axis=0))
+    gains.recorded.assign(float(captures is not None))
     out = {"global_stage": cfg.model.global_stage, "capture_metadata": captures is not None}
     if captures is not None:
-        from revisp_tf.global_stage.prior import fit_frame_prior
+        from revisp_tf.global_stage.prior import fit_frame_prior, mean_frame_prior
 
         frames = list({id(c): c for c, _, _ in contexts}.values())
-        prior = fit_frame_prior([c.stats for c in frames], [c.gains for c in frames])
+        fit_prior = fit_frame_prior if cfg.model.frame_prior == "ridge" else mean_frame_prior
+        prior = fit_prior([c.stats for c in frames], [c.gains for c in frames])
         gains.kernel.assign(prior.kernel)
         gains.bias.assign(prior.bias)
         gains.reference.assign(prior.reference)

@@ -134,6 +134,9 @@ def test_frame_gains_apply_recorded_gains_exactly_and_the_prior_elsewhere():
         return layer([estimate, frame_context(rgb, capture)[None]]).numpy()[0, 0, 0] / 0.25
 
     np.testing.assert_allclose(gains(None), np.exp(prior), rtol=1e-5)
+    # Curves fitted frame-blind (recorded 0, as built) ignore recorded gains: they hold the training frames' own.
+    np.testing.assert_allclose(gains(CaptureMetadata((2.0, 1.0, 1.5), 1.6, "t")), np.exp(prior), rtol=1e-5)
+    layer.recorded.assign(1.0)
     np.testing.assert_allclose(gains(CaptureMetadata((2.0, 1.0, 1.5), 1.6, "t")), 1 / (np.array([2.0, 1.0, 1.5]) * 1.6), rtol=1e-5)
     wb_only = np.exp(prior[1]) / np.array([2.0, 1.0, 1.5])
     np.testing.assert_allclose(gains(CaptureMetadata((2.0, 1.0, 1.5), None, "exif")), wb_only, rtol=1e-5)

@@ -34,3 +34,14 @@ def test_bad_shapes_are_one_error():
 def test_angular_error():
     assert angular_error_deg([2.0, 1.0, 1.5], [2.0, 1.0, 1.5]) == pytest.approx(0.0, abs=1e-6)
     assert angular_error_deg([1.0, 1.0, 1.0], [1.0, 1.0, 1e9]) == pytest.approx(np.degrees(np.arccos(np.sqrt(2 / 3))), rel=1e-6)
+
+
+def test_mean_prior_predicts_the_frames_mean_gains_whatever_the_statistics():
+    from revisp_tf.global_stage.prior import mean_frame_prior
+
+    rng = np.random.default_rng(5)
+    stats, gains = rng.normal(size=(7, 4)), rng.normal(size=(7, 3))
+    prior = mean_frame_prior(stats, gains)
+    for x in (stats[0], rng.normal(size=4) * 10):
+        np.testing.assert_allclose(prior.predict(x), [np.mean(gains[:, c]) for c in range(3)], atol=1e-12)
+    assert prior.to_dict()["ridge"] is None

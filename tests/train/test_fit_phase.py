@@ -10,7 +10,8 @@ from tests.train.conftest import tiny_config
 
 
 def test_fit_only_model_is_the_closed_form_fit(tiny_pairs, tmp_path):
-    cfg = tiny_config(tiny_pairs, "model.variant=global", "model.global_stage=fitted", "optim.phases=[]")
+    # Frame-blind: the curves fitted on the RAW as stored, whatever gains the pairs record.
+    cfg = tiny_config(tiny_pairs, "model.variant=global", "model.global_stage=fitted", "model.capture_metadata=false", "optim.phases=[]")
     result = train_lib.train(cfg, tmp_path / "run", verbose=0)
     assert [h["phase"] for h in result.history] == ["fit"] and result.history[0]["step"] == 0
     model = load_reverse_isp(result.model_path)
@@ -22,6 +23,7 @@ def test_fit_only_model_is_the_closed_form_fit(tiny_pairs, tmp_path):
     gains = model.get_layer("frame_gains")
     stats = np.stack([c.stats for c, _, _ in train_lib.example_contexts(model, train)])
     assert np.allclose(gains.reference.numpy(), stats.mean(0)) and np.all(gains.kernel.numpy() == 0)
+    assert gains.recorded.numpy() == 0.0  # so recorded gains given at inference are ignored
     assert np.abs(predict_bayer(model, rgb) - reference.predict(rgb)).max() < 1e-5
     assert (tmp_path / "run" / "global_fit.json").is_file()
 
@@ -109,6 +111,7 @@ def _pairs_with_gains(src, dst, seed):
     for name, scene in meta["scenes"].items():
         c = CaptureMetadata((rng.uniform(1.5, 2.5), 1.0, rng.uniform(1.2, 2.0)), rng.uniform(0.8, 1.5), "test")
         scene["capture"] = c.to_json()
+        scene["patches"] = [{k: v for k, v in q.items() if k != "capture"} for q in scene["patches"]]  # the scene's stands
         for npy in data.glob(f"{name}_*.npy"):
             raw = np.load(npy)
             if raw.shape[-1] != 4:
@@ -144,6 +147,7 @@ def test_recorded_gains_fit_balanced_curves_and_the_prior(tiny_pairs, tmp_path):
     prior = fit_frame_prior([c.stats for c in frames], [c.gains for c in frames])
     np.testing.assert_allclose(model.get_layer("frame_gains").bias.numpy(), prior.bias, atol=1e-6)
     assert json.loads((tmp_path / "run" / "global_fit.json").read_text())["capture_metadata"] is True
+    assert model.get_layer("frame_gains").recorded.numpy() == 1.0
     # Given a frame's gains, the model is the balanced curves divided by them (packed RGGB), clipped.
     capture = CaptureMetadata((2.0, 1.0, 1.5), 1.25, "test")
     rgb = rng.random((32, 48, 3)).astype(np.float32) * 0.6
