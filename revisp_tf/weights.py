@@ -20,7 +20,7 @@ PACKAGE = "revisp_tf.saved_models"
 MODELS_DIR = Path(os.environ.get("REVISP_TF_MODELS") or str(importlib.resources.files(PACKAGE)))
 MANIFEST = MODELS_DIR / "MANIFEST.json"
 # The reverse-ISP model `infer`, `eval` and `export` use when --model is omitted.
-SHIPPED_MODEL = "revisp_dual_synthetic.keras"
+SHIPPED_MODEL = "revisp_dual_generic.keras"
 
 
 def sha256(path: Path) -> str:

@@ -2,7 +2,7 @@
 
     python scripts/benchmark_fidelity.py [--isps libraw,darktable,rt-pop2lab,rt-local[,infinite-isp]] \
         [--frame-pairs all] [--trained single,dual,single+global,dual+global] [--seeds 0,1] \
-        [--steps 150] [--ablation] [--shipped] [--work-dir runs/benchmark_fidelity]
+        [--steps 150] [--ablation] [--work-dir runs/benchmark_fidelity]
     python scripts/benchmark_fidelity.py --table     # the report's Markdown tables (docs/benchmarks.md)
     python scripts/benchmark_fidelity.py --tflite fp32,fp16,int8 [--isps ... --frame-pairs ... --trained ... --seeds ...]
     python scripts/benchmark_fidelity.py --jpeg [--isps ... --frame-pairs ... --trained ... --seeds ...]
@@ -225,19 +225,6 @@ def run_pair(isp: str, a: str, b: str, dirs: dict, args, methods, seeds) -> dict
     return out
 
 
-def shipped_row(dirs_by_isp: dict) -> dict:
-    """The shipped model (never trained on these cameras) against UPI on every frame."""
-    from revisp_tf.weights import default_model_path
-
-    out = {}
-    for isp, dirs in dirs_by_isp.items():
-        for name, d in dirs.items():
-            ex = scan_pairs(d, sensor=PROJECT_10BIT)
-            upi = evaluate.evaluate_pairs(ex, PROJECT_10BIT, None, ("upi",), progress=False)["upi"]
-            out[f"{isp}/{name}"] = {"shipped": _summary(score_model(default_model_path(), ex)), "upi": _summary(upi)}
-    return out
-
-
 def _f(v, fmt=".2f") -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
@@ -257,7 +244,7 @@ def markdown(report: dict) -> str:
         means = [_f(float(np.mean([s[m]["psnr"] for s in pairs.values()]))) if all(m in s for s in pairs.values()) else "-"
                  for m in methods]
         lines += ["| **mean** | " + " | ".join(means) + " |", ""]
-    return "\n".join(lines + _oe_table(report["matrix"]) + _shipped_table(report.get("shipped_vs_upi", {})))
+    return "\n".join(lines + _oe_table(report["matrix"]))
 
 
 def _oe_table(matrix: dict) -> list[str]:
@@ -271,16 +258,6 @@ def _oe_table(matrix: dict) -> list[str]:
            "| ISP | train → test | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for (isp, pair), s in rows.items():
         out.append(f"| {isp} | {pair} | " + " | ".join(_f(s[m]["psnr_oe"]) if m in s else "-" for m in methods) + " |")
-    return out + [""]
-
-
-def _shipped_table(shipped: dict) -> list[str]:
-    """The shipped model against UPI on every frame of every ISP (cameras it never saw)."""
-    if not shipped:
-        return []
-    out = ["### The shipped model on cameras it never saw, against UPI (PSNR, dB)", "",
-           "| ISP / frame | shipped | UPI |", "|---|---|---|"]
-    out += [f"| {k} | {_f(v['shipped']['psnr'])} | {_f(v['upi']['psnr'])} |" for k, v in shipped.items()]
     return out + [""]
 
 
@@ -465,7 +442,6 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--patch", type=int, default=256)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override camera.yaml for every run")
-    ap.add_argument("--shipped", action="store_true", help="also the shipped model against UPI on every frame")
     ap.add_argument("--raw-dir", type=Path, default=make_real_pairs.RAW_DIR)
     ap.add_argument("--work-dir", type=Path, default=REPO / "runs" / "benchmark_fidelity")
     ap.add_argument("--out", type=Path, default=None, help="report JSON [default: WORK_DIR/report.json]")
@@ -507,8 +483,6 @@ def main(argv=None) -> int:
             print(f"{isp} {a}->{b}: " + ", ".join(f"{m} {s['psnr']:.2f}" for m, s in scores.items()), flush=True)
             with atomic_write(out_path) as tmp:
                 tmp.write_text(json.dumps(report, indent=1))
-    if args.shipped:
-        report["shipped_vs_upi"] = shipped_row(dirs_by_isp)
     train_s = [r["train_s"] for pairs in report["matrix"].values() for scores in pairs.values()
                for m in scores.values() for r in m.get("runs", ())]
     report["settings"] = {k: str(v) for k, v in vars(args).items()} | {

@@ -94,9 +94,19 @@ def camera_means(report: dict) -> dict:
     out = {}
     for camera, by_isp in report["held_out"].items():
         for isp, frames in by_isp.items():
-            out.setdefault(isp, {})[camera] = {
-                m: float(np.mean([f[m] for f in frames.values()])) for m in METHODS if all(m in f for f in frames.values())}
+            means = {m: float(np.mean([f[m] for f in frames.values()])) for m in METHODS if all(m in f for f in frames.values())}
+            for m in [m for m in means if f"{m} per seed" in next(iter(frames.values()))]:
+                means[f"{m} per seed"] = np.mean([f[f"{m} per seed"] for f in frames.values()], axis=0).tolist()
+            out.setdefault(isp, {})[camera] = means
     return out
+
+
+def _cell(means: dict, method: str) -> str:
+    """Mean PSNR, and for a trained method half the range of its seeds' means."""
+    if method not in means:
+        return "-"
+    seeds = means.get(f"{method} per seed")
+    return bf._f(means[method]) + (f" ±{np.ptp(seeds) / 2:.2f}" if seeds and len(seeds) > 1 else "")
 
 
 def markdown(report: dict) -> str:
@@ -106,7 +116,7 @@ def markdown(report: dict) -> str:
         lines += [f"### {isp}", "", "| held-out camera (frames) | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
         for camera, m in cams.items():
             n = len(report["held_out"][camera][isp])
-            lines.append(f"| {camera} ({n}) | " + " | ".join(bf._f(m[k]) if k in m else "-" for k in METHODS) + " |")
+            lines.append(f"| {camera} ({n}) | " + " | ".join(_cell(m, k) for k in METHODS) + " |")
         overall = [bf._f(float(np.mean([m[k] for m in cams.values()]))) if all(k in m for m in cams.values()) else "-" for k in METHODS]
         lines += ["| **mean over cameras** | " + " | ".join(overall) + " |", ""]
     return "\n".join(lines)

@@ -34,8 +34,8 @@ Data: 18 real AIM 2022 S7 camera JPEGs (aim22_s7_rgb of the real-data folder, re
 $REVISP_REALDATA or ../shared/realdata; scene 78, k = 0..17; 2 more for validation) and, for the
 P20 config, 18 + 2 real P20 JPEGs. No RAW of those exists here: each RAW is the classical inverse
 ISP of its JPEG (revisp_tf.isp.unprocess, default camera), mosaiced and stored in the sensor's
-units (a step's memory does not depend on the RAW's values). demo.yaml and shipped_synthetic.yaml
-read 48 synthetic pairs as a folder instead of generating 192 / 384 in every run. Without the
+units (a step's memory does not depend on the RAW's values). demo.yaml
+reads 48 synthetic pairs as a folder instead of generating 192 in every run. Without the
 real-data folder, synthetic pairs at the paper's sizes (504 and 496 px) stand in, and the report
 says so.
 """

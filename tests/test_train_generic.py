@@ -81,7 +81,7 @@ def test_linked_folder_renames_scenes_and_keeps_positions_and_gains(tg, tmp_path
 
 def test_loco_table_means_over_frames_then_cameras(bg):
     methods = {m: 0.0 for m in bg.METHODS}
-    frame = lambda upi, gen: methods | {"upi": upi, "generic": gen}  # noqa: E731
+    frame = lambda upi, gen: methods | {"upi": upi, "generic": gen, "generic per seed": [gen - 1, gen + 1]}  # noqa: E731
     report = {"held_out": {"huawei-p9": {"libraw": {"P9-19": frame(30.0, 34.0), "P9-242": frame(20.0, 28.0)}},
                            "canon-550d": {"libraw": {"550D": frame(40.0, 41.0)}}}}
     means = bg.camera_means(report)
@@ -90,5 +90,6 @@ def test_loco_table_means_over_frames_then_cameras(bg):
     col = ["held-out camera (frames)", *bg.METHODS].index
     cells = lambda row: [c.strip() for c in row.strip("|").split("|")]  # noqa: E731
     p9, canon, mean = (cells(r) for r in rows if r.startswith(("| huawei-p9", "| canon-550d", "| **mean")))
-    assert p9[0] == "huawei-p9 (2)" and float(p9[col("generic")]) == 31.0
+    assert p9[0] == "huawei-p9 (2)" and p9[col("generic")] == "31.00 ±1.00" and p9[col("upi")] == "25.00"
     assert float(mean[col("upi")]) == 32.5 and float(mean[col("generic")]) == 36.0 and float(canon[col("upi")]) == 40.0
+    assert means["libraw"]["huawei-p9"]["generic per seed"] == [30.0, 32.0]
