@@ -1,7 +1,7 @@
 """The shipped generic model's recipe: real renders of every RAW file whose licence allows it, plus synthetic pairs.
 
-    python scripts/train_generic.py --run-dir runs/generic [--seed 0] [--leave-out CAMERA] \
-        [--work-dir runs/benchmark_fidelity] [--raw-dir ../shared/realdata/raw]
+    REVISP_INFINITE_ISP=../shared/isps/infinite-isp python scripts/train_generic.py --run-dir runs/generic \
+        [--seed 0] [--leave-out CAMERA] [--work-dir runs/benchmark_fidelity] [--raw-dir ../shared/realdata/raw]
     python scripts/ship_model.py runs/generic --loco runs/benchmark_fidelity/generic/loco.json
 
 Data (`assemble`):
