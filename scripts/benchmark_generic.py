@@ -71,6 +71,8 @@ def held_out_scores(held_out: str, args, seeds) -> dict:
     train_dir = args.work_dir / "generic" / "train" / ("+".join(cameras) + f"-s{seeds[0]}")
     frame_prior = tg.experiment(train_dir, train_dir, seeds[0], args.set).model.frame_prior
     fits = bfg.closed_form_fits(scan_pairs(train_dir, sensor=PROJECT_10BIT), frame_prior)
+    # A frame-blind model (capture_metadata off) ignores recorded gains: one score.
+    takes_gains = json.loads((models[seeds[0]].parent / "global_fit.json").read_text())["capture_metadata"]
     out = {}
     for isp in args.isps:
         dirs = bf.make_frames(isp, raw_dir, args.work_dir / "pairs", tg.PATCH, names=tg.CAMERAS[held_out].frames)
@@ -78,8 +80,6 @@ def held_out_scores(held_out: str, args, seeds) -> dict:
             test_ex = scan_pairs(dirs[frame], sensor=PROJECT_10BIT)
             closed = bfg.untrained(None, test_ex, fits, oracles=args.oracle)
             scores = {name: closed[key]["psnr"] for name, key in CLOSED_FORM.items() if key in closed}
-            # A frame-blind model (capture_metadata off) ignores recorded gains: one score.
-            takes_gains = json.loads((models[seeds[0]].parent / "global_fit.json").read_text())["capture_metadata"]
             for name, md in (("generic", False), ("generic+metadata", True))[: 2 if takes_gains else 1]:
                 per_seed = [bf.score_model(models[s], test_ex, with_metadata=md)["psnr"] for s in seeds]
                 scores[name] = float(np.mean(per_seed))

@@ -149,8 +149,8 @@ class FrameGains(keras.layers.Layer):
         dtype = context.dtype
         stats = context[..., STATS] - tf.cast(self.reference, dtype)
         prior = tf.matmul(stats, tf.cast(self.kernel, dtype)) + tf.cast(self.bias, dtype)
-        given, flags = context[..., GAINS], context[..., GIVEN]
-        has_wb, has_level = (flags * tf.cast(self.recorded, dtype))[..., :1], (flags * tf.cast(self.recorded, dtype))[..., 1:]
+        given, flags = context[..., GAINS], context[..., GIVEN] * tf.cast(self.recorded, dtype)
+        has_wb, has_level = flags[..., :1], flags[..., 1:]
         level = has_level * given[..., 1:2] + (1.0 - has_level) * prior[..., 1:2]
         chroma = has_wb * (given - given[..., 1:2]) + (1.0 - has_wb) * (prior - prior[..., 1:2])
         return estimate * tf.exp(level + chroma)

@@ -16,9 +16,10 @@ a camera JPEG's EXIF, `infer --wb R,B --exposure-gain G`):
 
 make-pairs writes it per scene under meta.json's "scenes" -> NAME -> "capture" (`pairs_metadata`
 reads them back), and synthetic pairs per patch ("patches" -> [i] -> "capture": each patch has
-its own exposure; `patch_captures` takes a patch's own before its scene's). Camera JPEGs are read with ExifTool (`Composite:RedBalance` / `BlueBalance`,
-which it derives from every maker's notes: Canon WB_RGGBLevelsAsShot, Nikon WB_RBLevels, Olympus,
-Panasonic, Sony, ...). No TensorFlow here.
+its own exposure; `patch_captures` takes a patch's own before its scene's). Camera JPEGs are
+read with ExifTool (`Composite:RedBalance` / `BlueBalance`, which it derives from every maker's
+notes: Canon WB_RGGBLevelsAsShot, Nikon WB_RBLevels, Olympus, Panasonic, Sony, ...). No
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def pairs_metadata(data_dir) -> dict[str, CaptureMetadata | None]:
     The scene of a patch `{scene}_{k}` is its file stem up to the last '_'. ValueError naming the
     file if meta.json is missing or malformed.
     """
+    path, scenes = _scenes(data_dir)
+    return {
+        name: None if entry.get("capture") is None else CaptureMetadata.from_json(entry["capture"], f"{path}: scene {name}")
+        for name, entry in scenes.items()
+    }
+
+
+def _scenes(data_dir) -> tuple[Path, dict]:
+    """(path, "scenes" mapping) of the meta.json in `data_dir`; ValueError naming it if missing or malformed."""
     path = Path(data_dir) / META_NAME
     try:
         meta = json.loads(path.read_text())
@@ -121,10 +131,7 @@ def pairs_metadata(data_dir) -> dict[str, CaptureMetadata | None]:
     scenes = meta.get("scenes") if isinstance(meta, dict) else None
     if not isinstance(scenes, dict):
         raise ValueError(f"{path}: no 'scenes' mapping; expected the meta.json make-pairs writes")
-    return {
-        name: None if entry.get("capture") is None else CaptureMetadata.from_json(entry["capture"], f"{path}: scene {name}")
-        for name, entry in scenes.items()
-    }
+    return path, scenes
 
 
 def patch_captures(rgb_paths) -> list[CaptureMetadata | None]:
@@ -138,17 +145,18 @@ def patch_captures(rgb_paths) -> list[CaptureMetadata | None]:
     for p in map(Path, rgb_paths):
         if p.parent not in folders:
             folders[p.parent] = _patch_metadata(p.parent) if (p.parent / META_NAME).is_file() else {}
-        scene = p.stem.rpartition("_")[0]
         known = folders[p.parent]
-        out.append(known.get(p.stem, known.get(scene)))
+        out.append(known.get(p.stem, known.get(p.stem.rpartition("_")[0])))
     return out
 
 
 def _patch_metadata(data_dir: Path) -> dict[str, CaptureMetadata | None]:
     """Scene name -> its capture, and `{scene}_{k}` -> a patch's own capture where it has one."""
-    out = pairs_metadata(data_dir)
-    path = data_dir / META_NAME
-    for name, entry in json.loads(path.read_text())["scenes"].items():
+    path, scenes = _scenes(data_dir)
+    out = {}
+    for name, entry in scenes.items():
+        if entry.get("capture") is not None:
+            out[name] = CaptureMetadata.from_json(entry["capture"], f"{path}: scene {name}")
         for patch in entry.get("patches", []):
             if isinstance(patch, dict) and patch.get("capture") is not None:
                 where = f"{path}: scene {name} patch {patch.get('k')}"
